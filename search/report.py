@@ -1,0 +1,84 @@
+"""The search report, format ``chunkwise.report/1``: one JSON document per run.
+
+Key names are stable: tools and tests read them.
+
+```
+{"format": "chunkwise.report/1",
+ "settings": {"chunks", "candidates", "k", "steps", "preview_mode", "seed", "scorer"},
+ "chunks": [{"index", "candidates": [{"seed", "score", "frame_scores"}], "chosen", "chosen_seed",
+             "nfe": {"preview", "full"},
+             "seconds": {"condition", "preview", "decode", "score", "full"}}],
+ "totals": {"nfe", "seconds", "frames"}}
+```
+A naive chunk (search off) has one candidate whose score is null.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+REPORT_FORMAT = "chunkwise.report/1"
+
+
+@dataclass
+class ChunkRecord:
+    index: int
+    candidates: list[dict]
+    chosen: int
+    chosen_seed: int
+    nfe: dict = field(default_factory=lambda: {"preview": 0, "full": 0})
+    seconds: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def build_report(settings, scorer: str, records: list, *, frames: int, seconds: float) -> dict[str, Any]:
+    search = settings.search
+    chunks = [r.to_json() if isinstance(r, ChunkRecord) else dict(r) for r in records]
+    return {
+        "format": REPORT_FORMAT,
+        "settings": {
+            "chunks": settings.chunks,
+            "candidates": search.candidates if search.searching else 1,
+            "k": search.k,
+            "steps": search.steps,
+            "preview_mode": search.preview_mode if search.searching else "off",
+            "seed": settings.seed,
+            "scorer": scorer if search.searching else "none",
+            "resume": search.resumes,
+            "drop_first_frame": settings.drop_first_frame,
+        },
+        "chunks": chunks,
+        "totals": {
+            "nfe": sum(c["nfe"]["preview"] + c["nfe"]["full"] for c in chunks),
+            "seconds": float(seconds),
+            "frames": int(frames),
+        },
+    }
+
+
+def dumps(report: dict) -> str:
+    return json.dumps(report, indent=2, sort_keys=False)
+
+
+def summarize(report: dict) -> str:
+    """A readable per-chunk summary: scores, winner, model evaluations, seconds."""
+    s = report["settings"]
+    lines = [
+        f"chunkwise: {s['chunks']} chunks, m={s['candidates']} k={s['k']} s={s['steps']} "
+        f"mode={s['preview_mode']} seed={s['seed']} scorer={s['scorer']}"
+    ]
+    for c in report["chunks"]:
+        scores = [cand["score"] for cand in c["candidates"]]
+        shown = " ".join("-" if v is None else f"{v:.4f}" for v in scores)
+        secs = sum(c["seconds"].values()) if c["seconds"] else 0.0
+        lines.append(
+            f"chunk {c['index']}: winner {c['chosen']} (seed {c['chosen_seed']}) scores [{shown}] "
+            f"nfe {c['nfe']['preview']}+{c['nfe']['full']} {secs:.1f}s"
+        )
+    t = report["totals"]
+    lines.append(f"total: {t['frames']} frames, {t['nfe']} model evaluations, {t['seconds']:.1f}s")
+    return "\n".join(lines)
