@@ -213,9 +213,13 @@ def search_chunk(
             before, done_before = _nfe(denoiser), progress.done
             with timed("preview"):
                 if search.preview_mode == "short":
-                    result = denoiser.sample(cond, noise, steps=k, start_step=0, end_step=k, callback=progress.step)
+                    result = denoiser.sample(
+                        cond, noise, steps=k, start_step=0, end_step=k, callback=progress.step, seed=cand_seed
+                    )
                 else:
-                    result = denoiser.sample(cond, noise, steps=s, start_step=0, end_step=k, callback=progress.step)
+                    result = denoiser.sample(
+                        cond, noise, steps=s, start_step=0, end_step=k, callback=progress.step, seed=cand_seed
+                    )
             progress.jump_to(done_before + k)
             nfe_preview += _nfe(denoiser) - before
             del noise
@@ -251,10 +255,19 @@ def search_chunk(
     with timed("full"):
         if search.resumes:
             final = denoiser.sample(
-                cond, noise, steps=s, start_step=k, end_step=s, resume=best_preview, callback=progress.step
+                cond,
+                noise,
+                steps=s,
+                start_step=k,
+                end_step=s,
+                resume=best_preview,
+                callback=progress.step,
+                seed=winner_seed,
             )
         else:
-            final = denoiser.sample(cond, noise, steps=s, start_step=0, end_step=s, callback=progress.step)
+            final = denoiser.sample(
+                cond, noise, steps=s, start_step=0, end_step=s, callback=progress.step, seed=winner_seed
+            )
     progress.jump_to(done_before + (s - k if search.resumes else s))
     nfe_full = _nfe(denoiser) - before
     latent = check_finite(final.latent, f"final latent of chunk {index}")

@@ -65,11 +65,14 @@ class I2VDenoiser(Protocol):
         end_step: Optional[int] = None,
         resume: Optional[SampleResult] = None,
         callback: Optional[StepCallback] = None,
+        seed: Optional[int] = None,
     ) -> SampleResult:
         """Sample steps ``[start_step, end_step)`` of a ``steps``-step schedule from ``noise``.
 
         With ``resume`` (a result of an earlier call on the same schedule that
         ended at ``start_step``), continue from its state instead of from noise.
+        ``seed`` is the candidate's seed: samplers that inject noise at every
+        step (ancestral, SDE) seed that noise with it, so runs reproduce.
         """
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from chunkwise.tests.comfy_host import enable_in_process
 
 COMFY_ROOT = enable_in_process()

@@ -9,7 +9,6 @@ drift accumulates through the guide hand-off, as in a real chunk chain.
 from __future__ import annotations
 
 import torch
-
 from chunkwise.search.protocols import CandidateScore, SampleResult, Scorer
 
 
@@ -41,7 +40,7 @@ class ToyDenoiser:
         frames = [torch.roll(g, shifts=t * self.motion, dims=2) for t in range(self.frames)]
         return torch.stack(frames) + bias.view(1, -1, 1, 1)
 
-    def sample(self, cond, noise, *, steps, start_step=0, end_step=None, resume=None, callback=None):
+    def sample(self, cond, noise, *, steps, start_step=0, end_step=None, resume=None, callback=None, seed=None):
         end_step = steps if end_step is None else end_step
         self.calls.append({"steps": steps, "start": start_step, "end": end_step, "resume": resume is not None})
         sigmas = torch.linspace(1.0, 0.0, steps + 1)
