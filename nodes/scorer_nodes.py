@@ -1,0 +1,453 @@
+"""Scorer nodes: build a CHUNKWISE_SCORER from an image encoder, or combine scorers.
+
+A SCORER is a :class:`chunkwise.search.Scorer`; ClipMinCosineScore and
+ChunkLoop accept one in place of a plain CLIP_VISION (``scorers.as_scorer``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+
+import comfy.model_management
+import comfy.model_patcher
+import folder_paths
+import torch
+from comfy_api.latest import io
+
+from ..scorers import (
+    AestheticScore,
+    ClipMinCosine,
+    ComfyClipVisionEncoder,
+    Composite,
+    MotionGuard,
+    OpenClipEncoder,
+    SubjectConsistency,
+    TemporalFlicker,
+    TransformersEncoder,
+    load_aesthetic_head,
+)
+from ..search.errors import ChunkwiseError
+
+logger = logging.getLogger("chunkwise")
+
+SCORER = io.Custom("CHUNKWISE_SCORER")
+CATEGORY = "chunkwise/scoring"
+AESTHETIC_FOLDER = "aesthetic"
+COMMON_OPEN_CLIP = ["ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-quickgelu", "ViT-L-14-336", "ViT-H-14", "ViT-bigG-14"]
+NONE_FOUND = "(none found)"
+
+# ---------------------------------------------------------------- shared inputs
+
+
+def _anchor_weight_input(default: float = 0.0):
+    return io.Float.Input(
+        "anchor_weight",
+        default=default,
+        min=0.0,
+        max=1.0,
+        step=0.05,
+        tooltip="Share of each frame's score taken from the video's original first image instead of the current "
+        "guide. 0 = the paper (only the guide). 0.3-0.5 penalises colour/identity drift that earlier chunks "
+        "already accumulated, at the cost of favouring chunks that stay close to the opening shot.",
+    )
+
+
+def _frame_stride_input():
+    return io.Int.Input(
+        "frame_stride",
+        default=1,
+        min=1,
+        max=64,
+        tooltip="Score every n-th preview frame (the first and last are always scored). 1 = every frame (the "
+        "paper); 2-4 scores 2-4x faster but can miss a short glitch between scored frames.",
+    )
+
+
+def _batch_size_input():
+    return io.Int.Input(
+        "batch_size",
+        default=16,
+        min=1,
+        max=256,
+        tooltip="Frames encoded per forward pass. Larger is faster, smaller needs less memory (lower it on "
+        "out-of-memory).",
+    )
+
+
+def _managed(encoder):
+    """Let ComfyUI's memory manager load/offload an open_clip/transformers model like its own models."""
+    load_device = comfy.model_management.text_encoder_device()
+    offload_device = comfy.model_management.text_encoder_offload_device()
+    patcher = comfy.model_patcher.ModelPatcher(encoder.model, load_device=load_device, offload_device=offload_device)
+    encoder.patcher = patcher
+    encoder.before_encode = lambda: comfy.model_management.load_model_gpu(patcher)
+    return encoder
+
+
+def _placement():
+    """Build on the offload device in the dtype ComfyUI would use on the load device."""
+    load_device = comfy.model_management.text_encoder_device()
+    dtype = torch.float16 if comfy.model_management.should_use_fp16(load_device) else None
+    return comfy.model_management.text_encoder_offload_device(), dtype
+
+
+def _open_clip_names() -> list[str]:
+    """open_clip's bundled config names, read from its folder without importing it (start-up stays fast)."""
+    spec = importlib.util.find_spec("open_clip")
+    if spec is not None and spec.submodule_search_locations:
+        cfg_dir = Path(list(spec.submodule_search_locations)[0]) / "model_configs"
+        names = sorted(p.stem for p in cfg_dir.glob("*.json"))
+        if names:
+            return names
+    return list(COMMON_OPEN_CLIP)
+
+
+def _clip_vision_files() -> list[str]:
+    return folder_paths.get_filename_list("clip_vision") or [NONE_FOUND]
+
+
+def _transformers_folders() -> list[str]:
+    found = []
+    for base in folder_paths.get_folder_paths("clip_vision"):
+        if os.path.isdir(base):
+            found += [e for e in sorted(os.listdir(base)) if os.path.isfile(os.path.join(base, e, "config.json"))]
+    return found or [NONE_FOUND]
+
+
+def _aesthetic_dirs() -> list[str]:
+    dirs = [os.path.join(folder_paths.models_dir, AESTHETIC_FOLDER)]
+    if AESTHETIC_FOLDER in folder_paths.folder_names_and_paths:
+        dirs += [d for d in folder_paths.get_folder_paths(AESTHETIC_FOLDER) if d not in dirs]
+    return dirs
+
+
+def _aesthetic_files() -> list[str]:
+    found = []
+    for base in _aesthetic_dirs():
+        if os.path.isdir(base):
+            found += sorted(f for f in os.listdir(base) if f.endswith((".pth", ".pt", ".bin", ".safetensors")))
+    return found or [NONE_FOUND]
+
+
+# ---------------------------------------------------------------- CLIP min-cosine, one node per backend
+
+
+class ChunkwiseScorerClipVision(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseScorerClipVision",
+            display_name="Chunkwise Scorer (CLIP Vision)",
+            category=CATEGORY,
+            description="The paper's verifier on a ComfyUI CLIP_VISION: a preview scores the minimum over its "
+            "frames of the CLIP cosine to the guide (optionally blended with the original first image). "
+            "ComfyUI preprocesses (short side resized, centre crop) and manages the model's memory.",
+            inputs=[
+                io.ClipVision.Input(
+                    "clip_vision",
+                    tooltip="A CLIP vision model from Load CLIP Vision. Bigger models (ViT-H, ViT-L) judge "
+                    "content better; smaller ones score faster.",
+                ),
+                _anchor_weight_input(),
+                _frame_stride_input(),
+                _batch_size_input(),
+            ],
+            outputs=[SCORER.Output(display_name="scorer")],
+        )
+
+    @classmethod
+    def execute(cls, clip_vision, anchor_weight=0.0, frame_stride=1, batch_size=16) -> io.NodeOutput:
+        encoder = ComfyClipVisionEncoder(clip_vision, batch_size=batch_size)
+        return io.NodeOutput(ClipMinCosine(encoder, anchor_weight=anchor_weight, frame_stride=frame_stride))
+
+
+class ChunkwiseScorerOpenClip(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseScorerOpenClip",
+            display_name="Chunkwise Scorer (open_clip)",
+            category=CATEGORY,
+            description="The paper's CLIP min-cosine verifier on an open_clip image tower loaded from a file in "
+            "models/clip_vision (an open_clip checkpoint, e.g. open_clip_model.safetensors). Needs "
+            "`pip install open_clip_torch`. Preprocessing is open_clip's own for the model.",
+            inputs=[
+                io.Combo.Input(
+                    "model_name",
+                    options=_open_clip_names(),
+                    default="ViT-L-14",
+                    tooltip="open_clip architecture the weights file was trained as (OpenAI weights need the "
+                    "-quickgelu names). Bigger: better judgement, slower scoring.",
+                ),
+                io.Combo.Input(
+                    "weights",
+                    options=_clip_vision_files(),
+                    tooltip="open_clip checkpoint in models/clip_vision (safetensors preferred; .bin/.pt are read "
+                    "with weights_only). Must match model_name.",
+                ),
+                _anchor_weight_input(),
+                _frame_stride_input(),
+                _batch_size_input(),
+            ],
+            outputs=[SCORER.Output(display_name="scorer")],
+        )
+
+    @classmethod
+    def execute(cls, model_name, weights, anchor_weight=0.0, frame_stride=1, batch_size=16) -> io.NodeOutput:
+        path = folder_paths.get_full_path("clip_vision", weights) if weights != NONE_FOUND else None
+        if path is None:
+            raise FileNotFoundError(
+                f"open_clip weights {weights!r} not found in models/clip_vision "
+                f"({folder_paths.get_folder_paths('clip_vision')}); put an open_clip checkpoint for {model_name} "
+                "there (e.g. open_clip_model.safetensors from the model's Hugging Face page) and refresh"
+            )
+        device, dtype = _placement()
+        encoder = OpenClipEncoder(model_name, path, device=device, dtype=dtype, batch_size=batch_size)
+        return io.NodeOutput(ClipMinCosine(_managed(encoder), anchor_weight=anchor_weight, frame_stride=frame_stride))
+
+
+class ChunkwiseScorerTransformers(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseScorerTransformers",
+            display_name="Chunkwise Scorer (transformers)",
+            category=CATEGORY,
+            description="The paper's CLIP min-cosine verifier on a transformers CLIPVisionModelWithProjection "
+            "folder (config.json, model.safetensors, preprocessor_config.json) under models/clip_vision or at a "
+            "path. Loaded with local_files_only. Needs `pip install transformers`.",
+            inputs=[
+                io.Combo.Input(
+                    "folder",
+                    options=_transformers_folders(),
+                    tooltip="A model folder directly inside models/clip_vision. Ignored when path is set.",
+                ),
+                io.String.Input(
+                    "path",
+                    default="",
+                    optional=True,
+                    tooltip="Absolute path to a model folder anywhere on disk; overrides folder. Leave empty to "
+                    "use folder.",
+                ),
+                _anchor_weight_input(),
+                _frame_stride_input(),
+                _batch_size_input(),
+            ],
+            outputs=[SCORER.Output(display_name="scorer")],
+        )
+
+    @classmethod
+    def execute(cls, folder, path="", anchor_weight=0.0, frame_stride=1, batch_size=16) -> io.NodeOutput:
+        if path and path.strip():
+            target = path.strip()
+        else:
+            target = None
+            for base in folder_paths.get_folder_paths("clip_vision"):
+                if folder != NONE_FOUND and os.path.isfile(os.path.join(base, folder, "config.json")):
+                    target = os.path.join(base, folder)
+                    break
+            if target is None:
+                raise FileNotFoundError(
+                    f"transformers model folder {folder!r} not found in models/clip_vision "
+                    f"({folder_paths.get_folder_paths('clip_vision')}); put the folder (config.json, "
+                    "model.safetensors, preprocessor_config.json) there, or set path"
+                )
+        device, dtype = _placement()
+        encoder = TransformersEncoder(target, device=device, dtype=dtype, batch_size=batch_size)
+        return io.NodeOutput(ClipMinCosine(_managed(encoder), anchor_weight=anchor_weight, frame_stride=frame_stride))
+
+
+# ---------------------------------------------------------------- other verifiers
+
+
+class ChunkwiseScorerMotionGuard(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseScorerMotionGuard",
+            display_name="Chunkwise Motion Guard",
+            category=CATEGORY,
+            description="Penalises near-static previews: 0 when the mean frame-to-frame change (grey, at 64 px) "
+            "reaches min_motion, down to -1 for a frozen preview. Add it to a CLIP scorer in a Composite, "
+            "because a min-over-frames CLIP score rewards chunks that barely move.",
+            inputs=[
+                io.Float.Input(
+                    "min_motion",
+                    default=0.02,
+                    min=0.001,
+                    max=0.5,
+                    step=0.001,
+                    tooltip="Mean absolute frame difference (0..1 scale) that counts as moving. Higher demands "
+                    "more motion and can favour jittery chunks; lower only catches frozen ones.",
+                ),
+            ],
+            outputs=[SCORER.Output(display_name="scorer")],
+        )
+
+    @classmethod
+    def execute(cls, min_motion=0.02) -> io.NodeOutput:
+        return io.NodeOutput(MotionGuard(min_motion=min_motion))
+
+
+class ChunkwiseScorerFlicker(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseScorerFlicker",
+            display_name="Chunkwise Temporal Flicker",
+            category=CATEGORY,
+            description="VBench temporal flickering: (255 - mean absolute difference of consecutive 8-bit "
+            "frames) / 255; 1 = no change between frames. It also rewards stillness: pair it with the motion "
+            "guard in a Composite.",
+            inputs=[],
+            outputs=[SCORER.Output(display_name="scorer")],
+        )
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        return io.NodeOutput(TemporalFlicker())
+
+
+class ChunkwiseScorerSubjectConsistency(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseScorerSubjectConsistency",
+            display_name="Chunkwise Subject Consistency",
+            category=CATEGORY,
+            description="VBench subject consistency: mean over frames of the cosine to the first frame and to "
+            "the previous frame, on image features (VBench uses DINO: load a DINOv2 model with Load CLIP Vision; "
+            "a CLIP model also works).",
+            inputs=[
+                io.ClipVision.Input(
+                    "clip_vision",
+                    tooltip="Feature encoder. DINOv2 follows object identity closely; CLIP follows semantics and "
+                    "tolerates appearance change.",
+                ),
+                io.Boolean.Input(
+                    "use_guide",
+                    default=True,
+                    tooltip="Use the guide image as the first frame, so a chunk must stay the subject it was "
+                    "given. Off: VBench as published (consistency within the preview only).",
+                ),
+                _frame_stride_input(),
+                _batch_size_input(),
+            ],
+            outputs=[SCORER.Output(display_name="scorer")],
+        )
+
+    @classmethod
+    def execute(cls, clip_vision, use_guide=True, frame_stride=1, batch_size=16) -> io.NodeOutput:
+        encoder = ComfyClipVisionEncoder(clip_vision, batch_size=batch_size)
+        return io.NodeOutput(SubjectConsistency(encoder, frame_stride=frame_stride, use_guide=use_guide))
+
+
+class ChunkwiseScorerAesthetic(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseScorerAesthetic",
+            display_name="Chunkwise Aesthetic Score",
+            category=CATEGORY,
+            description="LAION aesthetic predictor on CLIP ViT-L/14 image embeddings: mean over frames of the "
+            "predicted 1..10 rating, divided by 10 (as VBench). Put the head (e.g. sa_0_4_vit_l_14_linear.pth) "
+            "in models/aesthetic.",
+            inputs=[
+                io.ClipVision.Input(
+                    "clip_vision",
+                    tooltip="Must be CLIP ViT-L/14 (768-dim embeddings), the model the LAION heads were trained on.",
+                ),
+                io.Combo.Input(
+                    "head",
+                    options=_aesthetic_files(),
+                    tooltip="LAION aesthetic head in models/aesthetic (linear or the 'improved' MLP). A different "
+                    "head changes what counts as pleasing.",
+                ),
+                _frame_stride_input(),
+                _batch_size_input(),
+            ],
+            outputs=[SCORER.Output(display_name="scorer")],
+        )
+
+    @classmethod
+    def execute(cls, clip_vision, head, frame_stride=1, batch_size=16) -> io.NodeOutput:
+        path = None
+        for base in _aesthetic_dirs():
+            if head != NONE_FOUND and os.path.isfile(os.path.join(base, head)):
+                path = os.path.join(base, head)
+                break
+        if path is None:
+            raise FileNotFoundError(
+                f"aesthetic head {head!r} not found in {_aesthetic_dirs()}; put a LAION aesthetic predictor for "
+                "CLIP ViT-L/14 (e.g. sa_0_4_vit_l_14_linear.pth from LAION-AI/aesthetic-predictor) there"
+            )
+        encoder = ComfyClipVisionEncoder(clip_vision, batch_size=batch_size)
+        return io.NodeOutput(AestheticScore(encoder, load_aesthetic_head(path), frame_stride=frame_stride))
+
+
+# ---------------------------------------------------------------- composite
+
+COMPOSITE_SLOTS = 4
+
+
+class ChunkwiseScorerComposite(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        inputs = []
+        for i in range(1, COMPOSITE_SLOTS + 1):
+            inputs.append(
+                SCORER.Input(
+                    f"scorer_{i}",
+                    optional=True,
+                    tooltip=f"Scorer {i}; leave unconnected to skip. Every scorer adds its own encoding cost "
+                    "per candidate.",
+                )
+            )
+            inputs.append(
+                io.Float.Input(
+                    f"weight_{i}",
+                    default=1.0 if i == 1 else 0.1,
+                    min=-100.0,
+                    max=100.0,
+                    step=0.01,
+                    tooltip=f"Weight of scorer {i} in the sum, in that scorer's own units (e.g. 0.1 on the motion "
+                    "guard costs a frozen preview 0.1 of CLIP cosine). Larger: that criterion dominates.",
+                )
+            )
+        return io.Schema(
+            node_id="ChunkwiseScorerComposite",
+            display_name="Chunkwise Composite Scorer",
+            category=CATEGORY,
+            description="Weighted sum of up to four scorers: score = sum of weight_i * score_i over the connected "
+            "ones. The search report keeps each part's score.",
+            inputs=inputs,
+            outputs=[SCORER.Output(display_name="scorer")],
+        )
+
+    @classmethod
+    def execute(cls, **kwargs) -> io.NodeOutput:
+        parts = []
+        for i in range(1, COMPOSITE_SLOTS + 1):
+            scorer = kwargs.get(f"scorer_{i}")
+            if scorer is not None:
+                parts.append((scorer, float(kwargs.get(f"weight_{i}", 1.0))))
+        if not parts:
+            raise ChunkwiseError(
+                f"Chunkwise Composite Scorer got no scorer: connect at least one of scorer_1..scorer_{COMPOSITE_SLOTS}"
+            )
+        return io.NodeOutput(Composite(parts))
+
+
+SCORER_NODES = [
+    ChunkwiseScorerClipVision,
+    ChunkwiseScorerOpenClip,
+    ChunkwiseScorerTransformers,
+    ChunkwiseScorerComposite,
+    ChunkwiseScorerMotionGuard,
+    ChunkwiseScorerFlicker,
+    ChunkwiseScorerSubjectConsistency,
+    ChunkwiseScorerAesthetic,
+]
