@@ -1,0 +1,112 @@
+"""Model binding nodes: one per family, each making the I2V object ChunkLoop drives.
+
+Each binds MODEL, VAE and what the family's conditioning needs, plus the
+sampler settings, into a :class:`ComfyI2V` (the search/ denoiser protocol).
+Per chunk it calls ComfyUI's own conditioning node (SVD_img2vid_Conditioning,
+WanImageToVideo), so no family logic is rewritten here.
+"""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+import nodes as comfy_nodes  # ComfyUI's own top-level module (MAX_RESOLUTION)
+
+from .chunk_nodes import _sampler_inputs
+from .comfy_i2v import ComfyI2V, SVDFamily, WanFamily
+from .types import I2V
+
+CATEGORY = "chunkwise/models"
+
+
+def _bind(model, vae, family, steps, cfg, sampler_name, scheduler) -> ComfyI2V:
+    i2v = ComfyI2V(model, vae, family, sampler_name=sampler_name, scheduler=scheduler, cfg=cfg)
+    i2v.steps = int(steps)
+    return i2v
+
+
+class I2VSVD(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseI2VSVD",
+            display_name="I2V Model (SVD)",
+            category=CATEGORY,
+            description="Stable Video Diffusion (svd / svd_xt) as an I2V model for ChunkLoop. Every chunk is "
+                        "conditioned by ComfyUI's SVD_img2vid_Conditioning on its guide frame, resized (centre crop) "
+                        "to width x height. Put VideoLinearCFGGuidance on the model as in the stock workflow.",
+            inputs=[
+                io.Model.Input("model", tooltip="From ImageOnlyCheckpointLoader (svd_xt.safetensors)."),
+                io.ClipVision.Input("clip_vision", tooltip="From ImageOnlyCheckpointLoader (the SVD checkpoint's own)."),
+                io.Vae.Input("vae", tooltip="From ImageOnlyCheckpointLoader."),
+                io.Int.Input("width", default=1024, min=16, max=comfy_nodes.MAX_RESOLUTION, step=8,
+                             tooltip="Frame width. svd_xt is trained at 1024x576; smaller is faster but softer."),
+                io.Int.Input("height", default=576, min=16, max=comfy_nodes.MAX_RESOLUTION, step=8,
+                             tooltip="Frame height."),
+                io.Int.Input("video_frames", default=25, min=1, max=4096,
+                             tooltip="Frames per chunk: 25 for svd_xt, 14 for svd. More frames: longer chunks, "
+                                     "more memory per step."),
+                io.Int.Input("motion_bucket_id", default=127, min=1, max=1023,
+                             tooltip="Amount of motion. Higher: more motion, more risk of the chain drifting."),
+                io.Int.Input("fps", default=6, min=1, max=1024, tooltip="Frame-rate conditioning."),
+                io.Float.Input("augmentation_level", default=0.0, min=0.0, max=10.0, step=0.01,
+                               tooltip="Noise added to the guide frame. Higher: less like the guide, more motion."),
+                *_sampler_inputs(steps_default=20),
+            ],
+            outputs=[I2V.Output("i2v")],
+        )
+
+    @classmethod
+    def execute(cls, model, clip_vision, vae, width, height, video_frames, motion_bucket_id, fps, augmentation_level,
+                steps, cfg, sampler_name, scheduler) -> io.NodeOutput:
+        family = SVDFamily(
+            clip_vision=clip_vision,
+            width=width,
+            height=height,
+            video_frames=video_frames,
+            motion_bucket_id=motion_bucket_id,
+            fps=fps,
+            augmentation_level=augmentation_level,
+        )
+        return io.NodeOutput(_bind(model, vae, family, steps, cfg, sampler_name, scheduler))
+
+
+class I2VWan(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseI2VWan",
+            display_name="I2V Model (Wan)",
+            category=CATEGORY,
+            description="Wan 2.1 I2V / Wan 2.2 14B I2V as an I2V model for ChunkLoop. Every chunk is conditioned "
+                        "by ComfyUI's WanImageToVideo on its guide frame, resized (centre crop) to width x height. "
+                        "Connect clip_vision for Wan 2.1 (clip_vision_h); Wan 2.2 does not use it.",
+            inputs=[
+                io.Model.Input("model", tooltip="From UNETLoader (e.g. wan2.1_i2v_480p_14B_fp16.safetensors); "
+                                                "add ModelSamplingSD3 shift 8 as in the stock workflow."),
+                io.Conditioning.Input("positive", tooltip="Text conditioning (CLIPTextEncode with umt5_xxl)."),
+                io.Conditioning.Input("negative", tooltip="Negative text conditioning."),
+                io.Vae.Input("vae", tooltip="wan_2.1_vae.safetensors."),
+                io.Int.Input("width", default=832, min=16, max=comfy_nodes.MAX_RESOLUTION, step=16,
+                             tooltip="Frame width (480p: 832x480)."),
+                io.Int.Input("height", default=480, min=16, max=comfy_nodes.MAX_RESOLUTION, step=16,
+                             tooltip="Frame height."),
+                io.Int.Input("length", default=33, min=1, max=comfy_nodes.MAX_RESOLUTION, step=4,
+                             tooltip="Frames per chunk (4n+1; 81 is Wan's native length). Longer: fewer seams, more "
+                                     "memory and time per step."),
+                *_sampler_inputs(steps_default=20),
+                io.ClipVision.Input("clip_vision", optional=True,
+                                    tooltip="Wan 2.1 only: clip_vision_h, encodes every chunk's guide frame."),
+            ],
+            outputs=[I2V.Output("i2v")],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, vae, width, height, length, steps, cfg, sampler_name, scheduler,
+                clip_vision=None) -> io.NodeOutput:
+        family = WanFamily(positive=positive, negative=negative, width=width, height=height, length=length,
+                           clip_vision=clip_vision)
+        return io.NodeOutput(_bind(model, vae, family, steps, cfg, sampler_name, scheduler))
+
+
+BINDING_NODES = [I2VSVD, I2VWan]

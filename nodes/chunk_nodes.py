@@ -1,0 +1,308 @@
+"""The per-chunk nodes: the search for one chunk, wired by hand on ComfyUI's own types.
+
+NoiseCandidates -> KStepPreview -> ClipMinCosineScore -> SelectBestNoise -> FullDenoise.
+They follow a stock SVD_img2vid_Conditioning or WanImageToVideo node and
+compose with KSampler / SamplerCustomAdvanced.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+import comfy.model_management
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import torch
+from comfy_api.latest import io, ui
+from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
+
+from ..search.errors import ChunkwiseError, check_finite, check_image
+from ..search.noise import SEED_MODULUS, candidate_seeds
+from ..search.protocols import CandidateScore
+from .comfy_i2v import decode, sample_window
+from .plumbing import resolve_scorer
+from .types import CANDIDATES, PREVIEWS, SCORER, SCORES
+
+log = logging.getLogger("chunkwise")
+
+CATEGORY = "chunkwise/per chunk"
+SEED_MAX = SEED_MODULUS - 1
+MODES = ["short schedule", "truncated"]
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """m candidate noises named by their seeds: candidate j is seed + j."""
+
+    seed: int
+    count: int
+
+    @property
+    def seeds(self) -> list[int]:
+        return candidate_seeds(self.seed, self.count)
+
+
+def candidate_noise(model, latent: dict, seed: int) -> torch.Tensor:
+    """Exactly the noise a stock KSampler draws for ``seed`` on ``latent`` (nodes.common_ksampler)."""
+    samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    return comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))
+
+
+@dataclass
+class PreviewSet:
+    """The k-step previews of one chunk's candidates.
+
+    In truncated mode ``latents[j]`` is candidate j's sampler state at step k,
+    so FullDenoise can resume the winner instead of starting over.
+    """
+
+    seeds: list[int]
+    frames: list[torch.Tensor]
+    mode: str
+    k: int
+    steps: int
+    sampler_name: str
+    scheduler: str
+    cfg: float
+    latents: list[Optional[torch.Tensor]] = field(default_factory=list)
+
+
+@dataclass
+class ScoreSet:
+    seeds: list[int]
+    scores: list[CandidateScore]
+    scorer: str
+
+    @property
+    def values(self) -> list[float]:
+        return [s.score for s in self.scores]
+
+    def best(self) -> int:
+        values = self.values
+        return values.index(max(values))  # ties go to the lowest index
+
+
+def _sampler_inputs(steps_default: int = 20) -> list:
+    return [
+        io.Int.Input("steps", default=steps_default, min=1, max=10000,
+                     tooltip="Steps of the full schedule (s). More steps: finer detail, proportionally more time."),
+        io.Float.Input("cfg", default=2.5, min=0.0, max=100.0, step=0.1, round=0.01,
+                       tooltip="Classifier-free guidance. 1.0 skips the negative pass (half the cost per step)."),
+        io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, default="euler",
+                       tooltip="Sampler. euler resumes exactly from a truncated preview; ancestral/SDE samplers "
+                               "re-seed per call and multistep ones lose their history on resume."),
+        io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, default="karras",
+                       tooltip="Noise schedule; use the model's recommended one (SVD: karras, Wan: simple)."),
+    ]
+
+
+class NoiseCandidates(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseNoiseCandidates",
+            display_name="NoiseCandidates",
+            category=CATEGORY,
+            description="m candidate initial noises for one chunk. Candidate j is exactly the noise a stock "
+                        "KSampler draws for seed + j on this latent, so any winner can be replayed in a KSampler.",
+            inputs=[
+                io.Latent.Input("latent", tooltip="The chunk's latent from the I2V conditioning node; sets the noise shape."),
+                io.Int.Input("count", default=4, min=1, max=64,
+                             tooltip="Candidates (m). More: better odds of a good chunk, m*k more model evaluations."),
+                io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
+                             tooltip="Base seed; candidate j uses seed + j."),
+            ],
+            outputs=[CANDIDATES.Output("candidates")],
+        )
+
+    @classmethod
+    def execute(cls, latent, count, seed) -> io.NodeOutput:
+        if "samples" not in latent:
+            raise ChunkwiseError(f"latent must be a ComfyUI LATENT dict with 'samples', got keys {sorted(latent)}")
+        return io.NodeOutput(CandidateSet(seed=int(seed), count=int(count)))
+
+
+class KStepPreview(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseKStepPreview",
+            display_name="KStepPreview",
+            category=CATEGORY,
+            description="Denoise every candidate for only k steps and decode a rough preview of each. "
+                        "'short schedule' runs a complete k-step schedule (the paper); 'truncated' runs the first "
+                        "k steps of the real schedule and previews the x0 prediction, so FullDenoise can resume "
+                        "the winner at step k.",
+            inputs=[
+                io.Model.Input("model"),
+                io.Conditioning.Input("positive"),
+                io.Conditioning.Input("negative"),
+                io.Latent.Input("latent", tooltip="The chunk's latent from the I2V conditioning node."),
+                CANDIDATES.Input("candidates"),
+                io.Vae.Input("vae", tooltip="Decodes the previews; the same VAE as the final decode."),
+                io.Int.Input("k", default=8, min=1, max=10000,
+                             tooltip="Preview steps. More: previews closer to the final chunk, m*k more evaluations."),
+                *_sampler_inputs(),
+                io.Combo.Input("mode", options=MODES, default="short schedule",
+                               tooltip="short schedule: the paper's complete k-step run. truncated: first k of the "
+                                       "real steps, resumable by FullDenoise (saves k steps per chunk)."),
+            ],
+            outputs=[PREVIEWS.Output("previews"), io.Image.Output("images", tooltip="All previews, candidate after candidate.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, k=None, steps=None, mode=None):
+        if k is not None and steps is not None and mode == "truncated" and k >= steps:
+            return f"k must be smaller than steps in truncated mode, got k={k}, steps={steps}; lower k or use 'short schedule'"
+        return True
+
+    @classmethod
+    def execute(cls, model, positive, negative, latent, candidates, vae, k, steps, cfg, sampler_name, scheduler,
+                mode) -> io.NodeOutput:
+        if mode == "truncated" and k >= steps:
+            raise ChunkwiseError(f"k must be smaller than steps in truncated mode, got k={k}, steps={steps}")
+        seeds = candidates.seeds
+        bar = comfy.utils.ProgressBar(len(seeds) * k)
+        previews = PreviewSet(seeds=seeds, frames=[], mode=mode, k=k, steps=steps, sampler_name=sampler_name,
+                              scheduler=scheduler, cfg=cfg)
+        for j, seed in enumerate(seeds):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            noise = candidate_noise(model, latent, seed)
+            total = k if mode == "short schedule" else steps
+            out, x0 = sample_window(model, noise, positive, negative, latent, steps=total, cfg=cfg,
+                                    sampler_name=sampler_name, scheduler=scheduler, start_step=0, end_step=k,
+                                    seed=seed)
+            check_finite(out, f"preview latent of candidate {j}")
+            frames = decode(vae, out if mode == "short schedule" else x0)
+            previews.frames.append(frames)
+            previews.latents.append(out if mode == "truncated" else None)
+            bar.update_absolute((j + 1) * k, len(seeds) * k)
+        images = torch.cat(previews.frames, dim=0)
+        middles = torch.stack([f[f.shape[0] // 2] for f in previews.frames])
+        return io.NodeOutput(previews, images, ui=ui.PreviewImage(middles))
+
+
+class ClipMinCosineScore(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseClipMinCosineScore",
+            display_name="ClipMinCosineScore",
+            category=CATEGORY,
+            description="Score each preview by min over its frames of cos(CLIP(guide), CLIP(frame)) (the paper's "
+                        "verifier). A SCORER input replaces the plain CLIP min-cosine with any chunkwise verifier.",
+            inputs=[
+                io.Image.Input("guide", tooltip="The image this chunk starts from (the previous chunk's last frame)."),
+                PREVIEWS.Input("previews"),
+                io.ClipVision.Input("clip_vision", optional=True,
+                                    tooltip="CLIP vision encoder, e.g. clip_vision_h. Used when no scorer is given."),
+                SCORER.Input("scorer", optional=True, tooltip="A chunkwise verifier; takes precedence over clip_vision."),
+                io.Image.Input("anchor", optional=True,
+                               tooltip="The video's first input image. Scorers with an anchor weight also penalise "
+                                       "drift away from it."),
+            ],
+            outputs=[SCORES.Output("scores"), io.String.Output("summary")],
+        )
+
+    @classmethod
+    def execute(cls, guide, previews, clip_vision=None, scorer=None, anchor=None) -> io.NodeOutput:
+        verifier = resolve_scorer(clip_vision, scorer)
+        guide = check_image(guide[-1:] if guide.ndim == 4 else guide, "guide image")
+        context = verifier.prepare(guide, None if anchor is None else check_image(anchor[:1], "anchor image"))
+        scores = []
+        for _j, frames in enumerate(previews.frames):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            result = context.score([frames])
+            if len(result) != 1:
+                raise ChunkwiseError(f"scorer {verifier.describe()!r} returned {len(result)} scores for 1 preview")
+            scores.append(result[0])
+        out = ScoreSet(seeds=list(previews.seeds), scores=scores, scorer=verifier.describe())
+        best = out.best()
+        summary = "\n".join(
+            f"{'*' if j == best else ' '} candidate {j} (seed {seed}): {s.score:.4f}"
+            for j, (seed, s) in enumerate(zip(out.seeds, scores, strict=False))
+        )
+        return io.NodeOutput(out, summary, ui=ui.PreviewText(summary))
+
+
+class SelectBestNoise(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseSelectBestNoise",
+            display_name="SelectBestNoise",
+            category=CATEGORY,
+            description="Pick the best-scoring candidate (ties to the lowest index). Outputs ComfyUI's NOISE "
+                        "(for SamplerCustomAdvanced or FullDenoise) and the winning seed (for a plain KSampler).",
+            inputs=[CANDIDATES.Input("candidates"), SCORES.Input("scores")],
+            outputs=[io.Noise.Output("noise"), io.Int.Output("seed"), io.Int.Output("index")],
+        )
+
+    @classmethod
+    def execute(cls, candidates, scores) -> io.NodeOutput:
+        if list(scores.seeds) != candidates.seeds:
+            raise ChunkwiseError(
+                f"scores are for seeds {scores.seeds[:4]}... ({len(scores.seeds)}), candidates are seeds "
+                f"{candidates.seeds[:4]}... ({candidates.count}); score the previews of these same candidates"
+            )
+        index = scores.best()
+        seed = candidates.seeds[index]
+        return io.NodeOutput(Noise_RandomNoise(seed), seed, index)
+
+
+class FullDenoise(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseFullDenoise",
+            display_name="FullDenoise",
+            category=CATEGORY,
+            description="Denoise the chosen noise over the full schedule. Given the truncated previews of the same "
+                        "schedule, it resumes the winner at step k instead of starting over (k steps saved).",
+            inputs=[
+                io.Model.Input("model"),
+                io.Conditioning.Input("positive"),
+                io.Conditioning.Input("negative"),
+                io.Latent.Input("latent"),
+                io.Noise.Input("noise", tooltip="From SelectBestNoise (or any NOISE, e.g. RandomNoise)."),
+                *_sampler_inputs(),
+                PREVIEWS.Input("previews", optional=True,
+                               tooltip="Truncated previews to resume from; ignored (with a log line) when their "
+                                       "schedule differs from this one."),
+            ],
+            outputs=[io.Latent.Output("latent")],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, latent, noise, steps, cfg, sampler_name, scheduler,
+                previews=None) -> io.NodeOutput:
+        seed = getattr(noise, "seed", None)
+        resume_from, start = None, 0
+        if previews is not None and previews.mode == "truncated":
+            same = (previews.steps, previews.sampler_name, previews.scheduler, previews.cfg) == (
+                steps, sampler_name, scheduler, cfg)
+            if same and seed in previews.seeds:
+                resume_from = previews.latents[previews.seeds.index(seed)]
+                start = previews.k
+            else:
+                log.warning(
+                    "FullDenoise: previews (steps %s, %s/%s, cfg %s, seeds %s..) do not match this run (steps %s, "
+                    "%s/%s, cfg %s, seed %s); denoising from scratch",
+                    previews.steps, previews.sampler_name, previews.scheduler, previews.cfg, previews.seeds[:3],
+                    steps, sampler_name, scheduler, cfg, seed,
+                )
+        samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+        noise_tensor = noise.generate_noise({**latent, "samples": samples})
+        out, _ = sample_window(model, noise_tensor, positive, negative, latent, steps=steps, cfg=cfg,
+                               sampler_name=sampler_name, scheduler=scheduler, start_step=start, end_step=steps,
+                               resume_latent=resume_from, seed=seed)
+        check_finite(out, "denoised latent")
+        result = latent.copy()
+        result["samples"] = out
+        return io.NodeOutput(result)
+
+
+CHUNK_NODES = [NoiseCandidates, KStepPreview, ClipMinCosineScore, SelectBestNoise, FullDenoise]
