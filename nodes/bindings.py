@@ -53,7 +53,7 @@ class I2VSVD(io.ComfyNode):
                                tooltip="Noise added to the guide frame. Higher: less like the guide, more motion."),
                 *_sampler_inputs(steps_default=20),
             ],
-            outputs=[I2V.Output("i2v")],
+            outputs=[I2V.Output("i2v", tooltip="The bound model, for ChunkLoop.")],
         )
 
     @classmethod
@@ -98,7 +98,7 @@ class I2VWan(io.ComfyNode):
                 io.ClipVision.Input("clip_vision", optional=True,
                                     tooltip="Wan 2.1 only: clip_vision_h, encodes every chunk's guide frame."),
             ],
-            outputs=[I2V.Output("i2v")],
+            outputs=[I2V.Output("i2v", tooltip="The bound model, for ChunkLoop.")],
         )
 
     @classmethod

@@ -115,7 +115,7 @@ class NoiseCandidates(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
                              tooltip="Base seed; candidate j uses seed + j."),
             ],
-            outputs=[CANDIDATES.Output("candidates")],
+            outputs=[CANDIDATES.Output("candidates", tooltip="m seeds; the noise is drawn when the model is known.")],
         )
 
     @classmethod
@@ -137,11 +137,11 @@ class KStepPreview(io.ComfyNode):
                         "k steps of the real schedule and previews the x0 prediction, so FullDenoise can resume "
                         "the winner at step k.",
             inputs=[
-                io.Model.Input("model"),
-                io.Conditioning.Input("positive"),
-                io.Conditioning.Input("negative"),
+                io.Model.Input("model", tooltip="The video model (after VideoLinearCFGGuidance / ModelSamplingSD3 as in the stock workflow)."),
+                io.Conditioning.Input("positive", tooltip="Positive conditioning from SVD_img2vid_Conditioning or WanImageToVideo."),
+                io.Conditioning.Input("negative", tooltip="Negative conditioning from the same node."),
                 io.Latent.Input("latent", tooltip="The chunk's latent from the I2V conditioning node."),
-                CANDIDATES.Input("candidates"),
+                CANDIDATES.Input("candidates", tooltip="From NoiseCandidates: the seeds to preview."),
                 io.Vae.Input("vae", tooltip="Decodes the previews; the same VAE as the final decode."),
                 io.Int.Input("k", default=8, min=1, max=10000,
                              tooltip="Preview steps. More: previews closer to the final chunk, m*k more evaluations."),
@@ -150,7 +150,7 @@ class KStepPreview(io.ComfyNode):
                                tooltip="short schedule: the paper's complete k-step run. truncated: first k of the "
                                        "real steps, resumable by FullDenoise (saves k steps per chunk)."),
             ],
-            outputs=[PREVIEWS.Output("previews"), io.Image.Output("images", tooltip="All previews, candidate after candidate.")],
+            outputs=[PREVIEWS.Output("previews", tooltip="The previews, for ClipMinCosineScore and FullDenoise."), io.Image.Output("images", tooltip="All previews, candidate after candidate.")],
         )
 
     @classmethod
@@ -172,9 +172,14 @@ class KStepPreview(io.ComfyNode):
             comfy.model_management.throw_exception_if_processing_interrupted()
             noise = candidate_noise(model, latent, seed)
             total = k if mode == "short schedule" else steps
+            done = j * k
+
+            def on_step(step: int, _x0, done=done) -> None:
+                bar.update_absolute(min(done + step + 1, len(seeds) * k), len(seeds) * k)
+
             out, x0 = sample_window(model, noise, positive, negative, latent, steps=total, cfg=cfg,
                                     sampler_name=sampler_name, scheduler=scheduler, start_step=0, end_step=k,
-                                    seed=seed)
+                                    seed=seed, callback=on_step)
             check_finite(out, f"preview latent of candidate {j}")
             frames = decode(vae, out if mode == "short schedule" else x0)
             previews.frames.append(frames)
@@ -196,7 +201,7 @@ class ClipMinCosineScore(io.ComfyNode):
                         "verifier). A SCORER input replaces the plain CLIP min-cosine with any chunkwise verifier.",
             inputs=[
                 io.Image.Input("guide", tooltip="The image this chunk starts from (the previous chunk's last frame)."),
-                PREVIEWS.Input("previews"),
+                PREVIEWS.Input("previews", tooltip="From KStepPreview: one decoded preview per candidate."),
                 io.ClipVision.Input("clip_vision", optional=True,
                                     tooltip="CLIP vision encoder, e.g. clip_vision_h. Used when no scorer is given."),
                 SCORER.Input("scorer", optional=True, tooltip="A chunkwise verifier; takes precedence over clip_vision."),
@@ -204,7 +209,10 @@ class ClipMinCosineScore(io.ComfyNode):
                                tooltip="The video's first input image. Scorers with an anchor weight also penalise "
                                        "drift away from it."),
             ],
-            outputs=[SCORES.Output("scores"), io.String.Output("summary")],
+            outputs=[
+                SCORES.Output("scores", tooltip="One score per candidate, for SelectBestNoise."),
+                io.String.Output("summary", tooltip="Every candidate's score; the winner marked with *."),
+            ],
         )
 
     @classmethod
@@ -237,8 +245,15 @@ class SelectBestNoise(io.ComfyNode):
             category=CATEGORY,
             description="Pick the best-scoring candidate (ties to the lowest index). Outputs ComfyUI's NOISE "
                         "(for SamplerCustomAdvanced or FullDenoise) and the winning seed (for a plain KSampler).",
-            inputs=[CANDIDATES.Input("candidates"), SCORES.Input("scores")],
-            outputs=[io.Noise.Output("noise"), io.Int.Output("seed"), io.Int.Output("index")],
+            inputs=[
+                CANDIDATES.Input("candidates", tooltip="From NoiseCandidates: the seeds that were previewed."),
+                SCORES.Input("scores", tooltip="From ClipMinCosineScore: one score per candidate, same order."),
+            ],
+            outputs=[
+                io.Noise.Output("noise", tooltip="The winner's noise as ComfyUI NOISE (SamplerCustomAdvanced, FullDenoise)."),
+                io.Int.Output("seed", tooltip="The winner's seed: a KSampler with this seed draws the same noise."),
+                io.Int.Output("index", tooltip="The winner's candidate index j (seed = base seed + j)."),
+            ],
         )
 
     @classmethod
@@ -263,17 +278,17 @@ class FullDenoise(io.ComfyNode):
             description="Denoise the chosen noise over the full schedule. Given the truncated previews of the same "
                         "schedule, it resumes the winner at step k instead of starting over (k steps saved).",
             inputs=[
-                io.Model.Input("model"),
-                io.Conditioning.Input("positive"),
-                io.Conditioning.Input("negative"),
-                io.Latent.Input("latent"),
+                io.Model.Input("model", tooltip="The video model (after VideoLinearCFGGuidance / ModelSamplingSD3 as in the stock workflow)."),
+                io.Conditioning.Input("positive", tooltip="Positive conditioning from SVD_img2vid_Conditioning or WanImageToVideo."),
+                io.Conditioning.Input("negative", tooltip="Negative conditioning from the same node."),
+                io.Latent.Input("latent", tooltip="The chunk's latent from the I2V conditioning node (the same one the previews used)."),
                 io.Noise.Input("noise", tooltip="From SelectBestNoise (or any NOISE, e.g. RandomNoise)."),
                 *_sampler_inputs(),
                 PREVIEWS.Input("previews", optional=True,
                                tooltip="Truncated previews to resume from; ignored (with a log line) when their "
                                        "schedule differs from this one."),
             ],
-            outputs=[io.Latent.Output("latent")],
+            outputs=[io.Latent.Output("latent", tooltip="The denoised chunk latent, for VAEDecode.")],
         )
 
     @classmethod
@@ -284,7 +299,10 @@ class FullDenoise(io.ComfyNode):
         if previews is not None and previews.mode == "truncated":
             same = (previews.steps, previews.sampler_name, previews.scheduler, previews.cfg) == (
                 steps, sampler_name, scheduler, cfg)
-            if same and seed in previews.seeds:
+            if "noise_mask" in latent:
+                # A plain continuation would treat the partial latent as the clean reference under the mask.
+                log.warning("FullDenoise: this latent carries a noise_mask; resuming is not exact, denoising from scratch")
+            elif same and seed in previews.seeds:
                 resume_from = previews.latents[previews.seeds.index(seed)]
                 start = previews.k
             else:
