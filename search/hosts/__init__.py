@@ -1,0 +1,194 @@
+"""diffusers as a host of the search engine: image-to-video pipelines as ``I2VDenoiser``.
+
+Supported pipelines (diffusers' own classes, loaded from a local folder):
+
+==================================  ================  ==========================================
+pipeline class                      family            conditioning computed once per chunk
+==================================  ================  ==========================================
+StableVideoDiffusionPipeline        ``svd``           CLIP image embedding, VAE image latent
+CogVideoXImageToVideoPipeline       ``cogvideox``     VAE image latent (+ T5 text, once per run)
+WanImageToVideoPipeline             ``wan``           CLIP hidden states, masked VAE latent (+ text)
+==================================  ================  ==========================================
+
+Each denoiser runs its own loop over the pipeline's components, so a run can
+stop after k steps and resume exactly, exposes the x0 prediction for previews,
+and matches the stock pipeline call for the same initial noise and seed.
+Importing this module is cheap: diffusers is imported when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from ..errors import ChunkwiseError
+from .base import DiffusersCond, DiffusersDenoiser, ResumeState, require_diffusers
+
+log = logging.getLogger("chunkwise")
+
+PIPELINE_FAMILIES = {
+    "StableVideoDiffusionPipeline": "svd",
+    "CogVideoXImageToVideoPipeline": "cogvideox",
+    "WanImageToVideoPipeline": "wan",
+}
+"""diffusers pipeline class name -> family name."""
+
+DEFAULT_DTYPES = {"svd": "float16", "cogvideox": "bfloat16", "wan": "bfloat16"}
+"""The dtype each family's weights are published in, used on accelerators when none is asked for."""
+
+_DTYPE_NAMES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
+                "bf16": "bfloat16", "bfloat16": "bfloat16"}
+
+
+def _denoiser_class(family: str):
+    if family == "svd":
+        from .svd import SVDDenoiser
+
+        return SVDDenoiser
+    if family == "cogvideox":
+        from .cogvideox import CogVideoXDenoiser
+
+        return CogVideoXDenoiser
+    if family == "wan":
+        from .wan import WanDenoiser
+
+        return WanDenoiser
+    raise ChunkwiseError(f"unknown family {family!r}; expected one of {sorted(set(PIPELINE_FAMILIES.values()))}")
+
+
+def pipeline_class_name(model_dir: Union[str, Path]) -> str:
+    """The ``_class_name`` of a diffusers folder's ``model_index.json``, with clear errors."""
+    path = Path(model_dir).expanduser()
+    if not path.exists():
+        raise ChunkwiseError(
+            f"model folder {str(path)!r} does not exist; pass a local diffusers folder (one with model_index.json), "
+            "e.g. one saved by pipe.save_pretrained() or downloaded with huggingface-cli download"
+        )
+    if not path.is_dir():
+        raise ChunkwiseError(f"model path {str(path)!r} is a file, expected a diffusers folder with model_index.json")
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise ChunkwiseError(
+            f"model folder {str(path)!r} has no model_index.json, so it is not a diffusers pipeline folder; "
+            "point --model at the folder that holds model_index.json"
+        )
+    try:
+        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
+    except (OSError, ValueError) as exc:
+        raise ChunkwiseError(f"cannot read {str(index)!r}: {exc}; the file must be JSON with a '_class_name'") from exc
+    if name not in PIPELINE_FAMILIES:
+        raise ChunkwiseError(
+            f"unknown pipeline type {name!r} in {str(index)!r}; chunkwise drives image-to-video pipelines "
+            f"{sorted(PIPELINE_FAMILIES)}"
+        )
+    return name
+
+
+def resolve_dtype(dtype: Optional[Any], family: str, device: Any):
+    """``None``/"auto" -> the family's published dtype on an accelerator, float32 on the CPU."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        if torch.device(device).type == "cpu":
+            return torch.float32
+        dtype = DEFAULT_DTYPES[family]
+    name = _DTYPE_NAMES.get(str(dtype).lower())
+    if name is None:
+        raise ChunkwiseError(f"unknown dtype {dtype!r}; use one of auto, fp32, fp16, bf16")
+    return getattr(torch, name)
+
+
+def default_device():
+    """The first accelerator torch sees, else the CPU (for the command line; ComfyUI passes its own)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _dtype_keyword() -> str:
+    """``dtype`` for diffusers releases that renamed ``torch_dtype`` (and warn on it), else ``torch_dtype``."""
+    try:
+        from diffusers.utils import deprecation_utils
+    except ImportError:
+        return "torch_dtype"
+    return "dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
+
+
+def from_pipeline(pipe, **options) -> DiffusersDenoiser:
+    """Wrap an already loaded diffusers pipeline; ``options`` go to the family's denoiser."""
+    name = type(pipe).__name__
+    family = PIPELINE_FAMILIES.get(name)
+    if family is None:
+        for base in type(pipe).__mro__:
+            family = PIPELINE_FAMILIES.get(base.__name__)
+            if family:
+                break
+    if family is None:
+        raise ChunkwiseError(
+            f"unknown pipeline type {name!r}; chunkwise drives image-to-video pipelines {sorted(PIPELINE_FAMILIES)}"
+        )
+    return _denoiser_class(family)(pipe, **options)
+
+
+def load_denoiser(
+    model_dir: Union[str, Path],
+    *,
+    device: Any = None,
+    dtype: Any = None,
+    offload: bool = False,
+    **options,
+) -> DiffusersDenoiser:
+    """Load a local diffusers I2V folder (``local_files_only``) and wrap it as a search denoiser.
+
+    ``device`` defaults to the first accelerator; ``dtype`` ("auto", "fp32",
+    "fp16", "bf16") to the family's published dtype there, float32 on the CPU.
+    ``offload`` uses diffusers' model CPU offload (needs accelerate) instead of
+    moving everything to the device. Other ``options`` (width, height,
+    num_frames, prompt, guidance ...) go to the family's denoiser.
+    """
+    class_name = pipeline_class_name(model_dir)
+    diffusers = require_diffusers()
+    import torch
+
+    family = PIPELINE_FAMILIES[class_name]
+    device = torch.device(device) if device is not None else default_device()
+    torch_dtype = resolve_dtype(dtype, family, device)
+    cls = getattr(diffusers, class_name)
+    log.info("chunkwise: loading %s from %s (%s on %s)", class_name, model_dir, torch_dtype, device)
+    try:
+        pipe = cls.from_pretrained(str(Path(model_dir).expanduser()), local_files_only=True,
+                                   **{_dtype_keyword(): torch_dtype})
+    except ImportError as exc:
+        raise ChunkwiseError(
+            f"loading {class_name} from {str(model_dir)!r} needs a package that is not installed ({exc}); "
+            "install it, e.g. pip install transformers accelerate sentencepiece"
+        ) from exc
+    if offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return _denoiser_class(family)(pipe, device=None if offload else device, **options)
+
+
+__all__ = [
+    "DEFAULT_DTYPES",
+    "DiffusersCond",
+    "DiffusersDenoiser",
+    "PIPELINE_FAMILIES",
+    "ResumeState",
+    "default_device",
+    "from_pipeline",
+    "load_denoiser",
+    "pipeline_class_name",
+    "require_diffusers",
+    "resolve_dtype",
+]

@@ -1,0 +1,295 @@
+"""The shared denoising loop of the diffusers host.
+
+Each family (SVD, CogVideoX, Wan) supplies its conditioning, one guided model
+evaluation and its decoder; this base class owns what the search needs from
+every one of them:
+
+- a fresh copy of the pipeline's scheduler per run, so candidates never share
+  scheduler state, and a copy at the stop step so a run can resume exactly
+  (multistep history included);
+- the step-noise generator of stochastic schedulers (CogVideoXDPM,
+  EulerAncestral): a CPU generator seeded with the run's seed (the candidate's
+  seed from the engine, else the denoiser's ``seed``) that first repeats the
+  draws the conditioning made (SVD's noise augmentation, CogVideoX's VAE
+  sample), exactly as the stock pipeline's ``generator`` does; its state at the
+  stop step travels in ``SampleResult.state``, so a resumed run continues the
+  very same trajectory. A run with seed ``s`` on conditioning made with seed
+  ``s`` therefore equals the stock call with ``generator=manual_seed(s)``;
+- the x0 prediction at every step (``pred_original_sample``, or computed from
+  the model output for flow-matching schedulers).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+
+from ..errors import ChunkwiseError
+from ..protocols import SampleResult, StepCallback
+
+log = logging.getLogger("chunkwise")
+
+
+@dataclass
+class DiffusersCond:
+    """Per-chunk conditioning, computed once and reused by every candidate.
+
+    ``tensors`` holds the family's inputs (image embeddings, image latents, text
+    embeddings ...). ``seed`` is the seed the conditioning drew its own noise
+    with and ``draws`` the ``(shape, dtype)`` of each of those draws: every run
+    of this chunk seeds a fresh generator (a manual seed before every run, as
+    in the paper) and repeats these draws before its step noise, as the stock
+    pipeline's single generator would.
+    """
+
+    height: int
+    width: int
+    num_frames: int
+    latent_shape: tuple
+    latent_dtype: torch.dtype
+    tensors: dict = field(default_factory=dict)
+    seed: int = 0
+    draws: list = field(default_factory=list)
+
+
+@dataclass
+class ResumeState:
+    """What a run stopped at step k needs to go on: scheduler, generator, solver memory."""
+
+    scheduler: Any
+    generator_state: torch.Tensor
+    memory: dict = field(default_factory=dict)
+
+
+def require_diffusers():
+    """Import diffusers, or raise an error that says what to install."""
+    try:
+        import diffusers
+    except ImportError as exc:  # pragma: no cover - exercised by monkeypatching sys.modules
+        raise ChunkwiseError(
+            f"the diffusers host needs the optional packages diffusers and transformers, which are not installed "
+            f"({exc}); install them with: pip install diffusers transformers accelerate "
+            "(or pip install 'chunkwise[diffusers]')"
+        ) from exc
+    return diffusers
+
+
+def _accepts(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def is_flow_scheduler(scheduler) -> bool:
+    cfg = scheduler.config
+    return (
+        "FlowMatch" in type(scheduler).__name__
+        or getattr(cfg, "prediction_type", None) == "flow_prediction"
+        or bool(getattr(cfg, "use_flow_sigmas", False))
+    )
+
+
+class DiffusersDenoiser:
+    """Base of the diffusers denoisers (the search/ ``I2VDenoiser`` protocol).
+
+    ``nfe`` counts guided model evaluations, one per sampler step (a cond/uncond
+    pair counts once, batched or not); ``network_calls`` counts forward passes.
+    ``seed`` seeds the generator the conditioning and stochastic schedulers draw
+    from, like the stock pipeline's ``generator=torch.Generator().manual_seed(seed)``.
+    """
+
+    family = "diffusers"
+
+    def __init__(self, pipe, *, seed: int = 0, device=None, fps: int = 8) -> None:
+        self.pipe = pipe
+        self.seed = int(seed)
+        self.nfe = 0
+        self.network_calls = 0
+        self.fps = int(fps)
+        self._device = torch.device(device) if device is not None else None
+        self._x0_warned = False
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        if self._device is not None:
+            return self._device
+        return self.pipe._execution_device
+
+    def describe(self) -> str:
+        return f"{self.family} ({type(self.pipe).__name__}, {type(self.pipe.scheduler).__name__})"
+
+    def _condition_generator(self) -> torch.Generator:
+        return torch.Generator(device="cpu").manual_seed(self.seed)
+
+    @staticmethod
+    def _draw(generator: torch.Generator, draws: list, shape, dtype) -> torch.Tensor:
+        """``torch.randn`` on the CPU from ``generator``, recorded in ``draws`` so runs can repeat it."""
+        draws.append((tuple(shape), dtype))
+        return torch.randn(tuple(shape), generator=generator, dtype=dtype, device="cpu")
+
+    @staticmethod
+    def _run_generator(cond: DiffusersCond, seed: Optional[int]) -> torch.Generator:
+        """A CPU generator seeded with ``seed`` (default: the conditioning's) past the conditioning's draws."""
+        generator = torch.Generator(device="cpu").manual_seed(int(cond.seed if seed is None else seed) % 2**64)
+        for shape, dtype in cond.draws:
+            torch.randn(shape, generator=generator, dtype=dtype, device="cpu")
+        return generator
+
+    def _fresh_scheduler(self, steps: int):
+        scheduler = copy.deepcopy(self.pipe.scheduler)
+        self._set_timesteps(scheduler, steps)
+        return scheduler
+
+    def _set_timesteps(self, scheduler, steps: int) -> None:
+        scheduler.set_timesteps(steps, device=self.device)
+
+    @staticmethod
+    def _resize(guide: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Guide ``[1, H, W, 3]`` -> ``[1, 3, height, width]`` in 0..1 (antialiased when it shrinks)."""
+        image = guide.permute(0, 3, 1, 2).float()
+        if tuple(image.shape[-2:]) != (height, width):
+            image = torch.nn.functional.interpolate(
+                image, size=(height, width), mode="bicubic", align_corners=False, antialias=True
+            ).clamp(0, 1)
+        return image
+
+    @staticmethod
+    def _to_uint8_pil(image: torch.Tensor):
+        """``[1, 3, H, W]`` in 0..1 -> a PIL image (the form image processors were built for)."""
+        from PIL import Image
+
+        arr = (image[0].permute(1, 2, 0).clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+        return Image.fromarray(arr)
+
+    @staticmethod
+    def _frames_from_video(video: torch.Tensor) -> torch.Tensor:
+        """VAE output ``[1, 3, T, H, W]`` in -1..1 -> frames ``[T, H, W, 3]`` in 0..1 (float32, CPU)."""
+        return (video[0].float() / 2 + 0.5).clamp(0, 1).permute(1, 2, 3, 0).cpu()
+
+    def _check_size(self, height: int, width: int, multiple: int) -> None:
+        if height % multiple or width % multiple or height <= 0 or width <= 0:
+            raise ChunkwiseError(
+                f"{self.family}: width x height must be positive multiples of {multiple}, got {width} x {height}; "
+                f"use e.g. {max(multiple, width // multiple * multiple)} x {max(multiple, height // multiple * multiple)}"
+            )
+
+    # -- the protocol ----------------------------------------------------------------------------------
+
+    def latent_template(self, cond: DiffusersCond) -> torch.Tensor:
+        return torch.empty(cond.latent_shape, dtype=cond.latent_dtype, device="cpu")
+
+    def sample(
+        self,
+        cond: DiffusersCond,
+        noise: torch.Tensor,
+        *,
+        steps: int,
+        start_step: int = 0,
+        end_step: Optional[int] = None,
+        resume: Optional[SampleResult] = None,
+        callback: Optional[StepCallback] = None,
+        seed: Optional[int] = None,
+    ) -> SampleResult:
+        """Run steps ``[start_step, end_step)`` of a ``steps``-step schedule (see the module docstring).
+
+        ``seed`` seeds the step noise of stochastic schedulers (default: the
+        conditioning's seed); a resumed run continues the generator it stopped with.
+        """
+        # 1. Check the window.
+        end_step = steps if end_step is None else end_step
+        if not (0 <= start_step <= end_step <= steps):
+            raise ChunkwiseError(
+                f"{self.family}: the window must satisfy 0 <= start_step <= end_step <= steps, "
+                f"got start_step={start_step}, end_step={end_step}, steps={steps}"
+            )
+        if resume is None and start_step != 0:
+            raise ChunkwiseError(
+                f"{self.family}: starting at step {start_step} needs the result of the run that stopped there "
+                "(resume=...); without it start at step 0"
+            )
+        if resume is not None and (resume.steps != steps or resume.end_step != start_step or resume.state is None):
+            raise ChunkwiseError(
+                f"{self.family}: cannot resume a run of {resume.steps} steps that stopped at step {resume.end_step} "
+                f"as steps [{start_step}, {end_step}) of {steps}; resume the same schedule where it stopped"
+            )
+
+        # 2. Scheduler, generator, latents: fresh from the noise, or where the earlier run stopped.
+        if resume is None:
+            scheduler = self._fresh_scheduler(steps)
+            generator = self._run_generator(cond, seed)
+            if tuple(noise.shape) != tuple(cond.latent_shape):
+                raise ChunkwiseError(
+                    f"{self.family}: noise must have the latent shape {list(cond.latent_shape)}, "
+                    f"got {list(noise.shape)}; draw it from latent_template(cond)"
+                )
+            latents = noise.to(self.device, cond.latent_dtype) * getattr(scheduler, "init_noise_sigma", 1.0)
+            memory: dict = {}
+            x0 = latents
+        else:
+            state: ResumeState = resume.state
+            scheduler = copy.deepcopy(state.scheduler)
+            generator = torch.Generator(device="cpu")
+            generator.set_state(state.generator_state)
+            latents = resume.latent.to(self.device, cond.latent_dtype)
+            memory = dict(state.memory)
+            x0 = resume.x0
+
+        # 3. Denoising loop over the window.
+        timesteps = scheduler.timesteps
+        with torch.no_grad():
+            for i in range(start_step, end_step):
+                latents, x0 = self._step(cond, scheduler, timesteps, i, latents, generator, memory)
+                self.nfe += 1
+                if callback is not None:
+                    callback(i, x0)
+
+        # 4. A finished run needs no state; an unfinished one keeps what a resume needs.
+        finished = end_step >= steps
+        if finished:
+            x0, state_out = latents, None
+        else:
+            state_out = ResumeState(scheduler=copy.deepcopy(scheduler), generator_state=generator.get_state(),
+                                    memory=memory)
+        return SampleResult(latent=latents, x0=x0, steps=steps, start_step=start_step, end_step=end_step,
+                            state=state_out)
+
+    def _scheduler_step(self, scheduler, model_output, t, latents, generator, **extra):
+        kwargs = dict(extra)
+        if _accepts(scheduler.step, "generator"):
+            kwargs["generator"] = generator
+        out = scheduler.step(model_output, t, latents, return_dict=False, **kwargs)
+        prev = out[0]
+        x0 = out[1] if len(out) > 1 else None
+        return prev, x0
+
+    def _x0_fallback(self, scheduler, index: int, model_output, latents) -> torch.Tensor:
+        if is_flow_scheduler(scheduler):
+            sigma = scheduler.sigmas[index].to(latents.device, torch.float32)
+            return (latents.float() - sigma * model_output.float()).to(latents.dtype)
+        if not self._x0_warned:
+            log.warning(
+                "chunkwise: scheduler %s gives no x0 prediction; truncated previews show the noisy latent. "
+                "Use short previews or a scheduler with pred_original_sample (Euler, DDIM, DPM).",
+                type(scheduler).__name__,
+            )
+            self._x0_warned = True
+        return latents
+
+    # -- what each family provides ----------------------------------------------------------------------
+
+    def condition(self, guide: torch.Tensor) -> DiffusersCond:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _step(self, cond, scheduler, timesteps, i, latents, generator, memory):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
