@@ -288,7 +288,7 @@ class FullDenoise(io.ComfyNode):
                                tooltip="Truncated previews to resume from; ignored (with a log line) when their "
                                        "schedule differs from this one."),
             ],
-            outputs=[io.Latent.Output("latent", tooltip="The denoised chunk latent, for VAEDecode.")],
+            outputs=[io.Latent.Output(display_name="latent", tooltip="The denoised chunk latent, for VAEDecode.")],
         )
 
     @classmethod
