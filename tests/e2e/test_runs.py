@@ -1,0 +1,73 @@
+"""Tier 3: the bundled API workflows run over HTTP on a real server with tiny models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from chunkwise.tests.e2e.tiny_prompts import TinySettings, frames_of, node_id, report_of
+
+LONG = ("chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video")
+
+
+def _saved_video(server, entry: dict, prompt: dict):
+    items = entry["outputs"].get(node_id(prompt, "SaveVideo"), {}).get("images") or []
+    assert len(items) == 1, entry["outputs"]
+    path = server.output_path(items[0])
+    assert path.suffix == ".mp4" and path.stat().st_size > 0, path
+    return path
+
+
+def _cached_nodes(entry: dict) -> list:
+    return [n for event, data in entry["status"]["messages"] if event == "execution_cached" for n in data["nodes"]]
+
+
+def test_single_chunk_workflow_runs(server, tiny_prompt):
+    settings = TinySettings(candidates=3)
+    prompt = tiny_prompt("chunkwise_svd_single_chunk", settings)
+    entry = server.run(prompt, timeout=600)
+    frames = frames_of(server, entry)
+    assert frames.shape == (settings.svd_frames, settings.svd_size[1], settings.svd_size[0], 3)
+    assert torch.isfinite(frames).all() and frames.std() > 0
+    _saved_video(server, entry, prompt)
+    # ClipMinCosineScore shows every candidate's score, the winner marked.
+    summary = entry["outputs"][node_id(prompt, "ChunkwiseClipMinCosineScore")]["text"][0]
+    assert summary.count("*") == 1, summary
+
+
+@pytest.mark.parametrize("name", LONG)
+def test_long_video_workflow_runs(name, server, tiny_prompt):
+    settings = TinySettings(chunks=3 if "wan" in name else 2, candidates=3)
+    prompt = tiny_prompt(name, settings)
+    entry = server.run(prompt, timeout=600)
+
+    # 1. Frames: chunks x frames per chunk, minus the first frame of every chunk after the first.
+    frames = frames_of(server, entry)
+    per_chunk = settings.frames_per_chunk(name)
+    width, height = settings.wan_size if "wan" in name else settings.svd_size
+    assert frames.shape == (settings.chunks * per_chunk - (settings.chunks - 1), height, width, 3)
+    assert torch.isfinite(frames).all()
+    _saved_video(server, entry, prompt)
+
+    # 2. The report: m candidates per chunk, the chosen one is the argmax of the scores.
+    report = report_of(entry, prompt)
+    assert len(report["chunks"]) == settings.chunks
+    assert report["totals"]["frames"] == frames.shape[0]
+    for chunk in report["chunks"]:
+        scores = [c["score"] for c in chunk["candidates"]]
+        assert len(scores) == settings.candidates
+        assert chunk["chosen"] == max(range(len(scores)), key=scores.__getitem__)
+        assert chunk["chosen_seed"] == chunk["candidates"][chunk["chosen"]]["seed"]
+        assert chunk["nfe"] == {"preview": settings.candidates * settings.k, "full": settings.steps}
+
+
+def test_same_seed_gives_identical_frames(server, tiny_prompt):
+    name = "chunkwise_wan21_i2v_long_video"
+    prompt = tiny_prompt(name, seed=11)
+    first = frames_of(server, server.run(prompt, timeout=600))
+    server.free()  # drop the executor's caches: the second run really samples again
+    entry = server.run(tiny_prompt(name, seed=11), timeout=600)
+    assert node_id(prompt, "ChunkwiseChunkLoop") not in _cached_nodes(entry), "the second run came from the cache"
+    again = frames_of(server, entry)
+    assert torch.equal(first, again)
+    other = frames_of(server, server.run(tiny_prompt(name, seed=12), timeout=600))
+    assert other.shape == first.shape and not torch.equal(first, other)

@@ -1,0 +1,108 @@
+"""Tier 3: every bundled workflow fits the live node definitions of a real server.
+
+The UI-format files (workflows/*.json) are what the editor loads: every node
+type must exist, every link's type must match both ends, every node's
+widgets_values must have the count the editor lays out. The API twins
+(workflows/api/*.json) must be the same graph. And the files must be what
+scripts/make_workflows.py makes from today's /object_info (not stale).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from chunkwise.scripts import make_workflows as mw
+from chunkwise.tests.e2e.tiny_prompts import WORKFLOWS
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+UI_DIR = ROOT / "workflows"
+
+
+def _ui(name: str) -> dict:
+    return json.loads((UI_DIR / f"{name}.json").read_text())
+
+
+def _api(name: str) -> dict:
+    return json.loads((UI_DIR / "api" / f"{name}.json").read_text())
+
+
+def test_only_ui_workflows_sit_directly_in_workflows():
+    direct = sorted(p.stem for p in UI_DIR.glob("*.json"))
+    assert direct == sorted(WORKFLOWS)
+    for name in direct:
+        data = _ui(name)
+        assert {"nodes", "links", "version"} <= set(data), f"{name}.json is not in the editor's UI format"
+    twins = sorted(p.stem for p in (UI_DIR / "api").glob("*.json"))
+    assert twins == direct
+    for name in twins:
+        assert all("class_type" in node for node in _api(name).values()), f"api/{name}.json is not API format"
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_ui_workflow_matches_object_info(name, object_info):
+    wf = _ui(name)
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    assert len(nodes) == len(wf["nodes"]), "duplicate node ids"
+    assert wf["last_node_id"] == max(nodes) and wf["last_link_id"] == max(lk[0] for lk in wf["links"])
+
+    # 1. Every node type exists; widget counts are those the editor lays out from the definition.
+    for node in wf["nodes"]:
+        if node["type"] in mw.FRONTEND_ONLY:
+            continue
+        assert node["type"] in object_info, f"node {node['id']}: {node['type']} is not installed"
+        inputs = mw.node_inputs(object_info[node["type"]])
+        widgets = [i for i in inputs if i.is_widget]
+        expected = sum(1 + len(i.extra_widget_values("fixed")) for i in widgets)
+        assert len(node["widgets_values"]) == expected, (node["type"], node["widgets_values"], [i.name for i in widgets])
+        sockets = [i for i in inputs if not i.is_widget]
+        assert [i["name"] for i in node["inputs"]] == [i.name for i in sockets], node["type"]
+        for spec, ui_input in zip(sockets, node["inputs"], strict=True):
+            if not spec.optional:
+                assert ui_input["link"] is not None, f"{node['type']}.{spec.name} is required but unconnected"
+        outputs = mw.node_outputs(object_info[node["type"]])
+        assert [(o["name"], o["type"]) for o in node["outputs"]] == outputs, node["type"]
+
+    # 2. Every link's type matches its source output and its target input; both ends list the link.
+    for link_id, src, src_slot, dst, dst_slot, type_ in wf["links"]:
+        out = nodes[src]["outputs"][src_slot]
+        inp = nodes[dst]["inputs"][dst_slot]
+        assert out["type"] == type_, (link_id, out, type_)
+        assert mw.types_match(type_, inp["type"]), (link_id, type_, inp)
+        assert link_id in (out["links"] or []) and inp["link"] == link_id, link_id
+        src_def = mw.node_outputs(object_info[nodes[src]["type"]])[src_slot][1]
+        dst_def = next(i for i in mw.node_inputs(object_info[nodes[dst]["type"]]) if i.name == inp["name"])
+        assert mw.types_match(src_def, dst_def.type_name), (link_id, src_def, dst_def.type_name)
+
+    # 3. Loaders name their model files and say where to download them.
+    for node in wf["nodes"]:
+        models = node.get("properties", {}).get("models")
+        if models:
+            assert node["widgets_values"][0] == models[0]["name"]
+            assert models[0]["url"].startswith("https://") and models[0]["directory"]
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_api_twin_is_the_same_graph(name, object_info):
+    ui, api = _ui(name), _api(name)
+    real = [n for n in ui["nodes"] if n["type"] not in mw.FRONTEND_ONLY]
+    assert sorted(api) == sorted(str(n["id"]) for n in real)
+    by_id = {n["id"]: n for n in ui["nodes"]}
+    for node in real:
+        entry = api[str(node["id"])]
+        assert entry["class_type"] == node["type"]
+        linked = {k: v for k, v in entry["inputs"].items() if isinstance(v, list)}
+        expected = {}
+        for lk in ui["links"]:
+            if lk[3] == node["id"]:
+                expected[by_id[lk[3]]["inputs"][lk[4]]["name"]] = [str(lk[1]), lk[2]]
+        assert linked == expected, node["type"]
+        widgets = [i.name for i in mw.node_inputs(object_info[node["type"]]) if i.is_widget]
+        assert sorted(k for k in entry["inputs"] if k not in linked) == sorted(widgets), node["type"]
+
+
+def test_workflow_files_are_current(object_info):
+    stale = [str(path.relative_to(ROOT)) for path, text in mw.render(object_info).items()
+             if not path.is_file() or path.read_text() != text]
+    assert not stale, f"regenerate with `python scripts/make_workflows.py`: {stale}"

@@ -1,0 +1,215 @@
+"""chunkwise test pack: tiny random stand-ins for ComfyUI's loaders (tests and the demo only).
+
+Loaded by a real ComfyUI server from custom_nodes/ (``scripts/comfy_server.py``
+links it there); never shipped to users. Every loader returns exactly the types
+the real loader returns (``ModelPatcher``, ``comfy.sd.VAE``,
+``comfy.clip_vision.ClipVisionModel``, CONDITIONING lists), built by
+``tests/comfy/tiny.py`` from ComfyUI's own classes with seeded weights, so a
+bundled workflow runs unchanged once its loader nodes are swapped for these.
+
+The output slots of each stand-in match the node it replaces, so links in an
+API prompt stay valid when only ``class_type`` and ``inputs`` change:
+
+==================================  ===========================================
+stand-in                            replaces
+==================================  ===========================================
+ChunkwiseTestSVDCheckpoint          ImageOnlyCheckpointLoader (MODEL, CLIP_VISION, VAE)
+ChunkwiseTestWanModel               UNETLoader (MODEL)
+ChunkwiseTestWanVAE                 VAELoader (VAE)
+ChunkwiseTestCLIPVision             CLIPVisionLoader (CLIP_VISION)
+ChunkwiseTestTextConditioning       CLIPTextEncode (CONDITIONING), no CLIPLoader needed
+ChunkwiseTestImage                  LoadImage (IMAGE, MASK)
+ChunkwiseTestSaveTensor             an output node: saves an IMAGE batch losslessly
+==================================  ===========================================
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import zlib
+from pathlib import Path
+
+import comfy.utils
+import folder_paths
+import torch
+
+_TINY_PATH = Path(__file__).resolve().parent.parent.parent / "comfy" / "tiny.py"
+CATEGORY = "chunkwise/testing"
+
+
+@functools.lru_cache(maxsize=1)
+def tiny():
+    """tests/comfy/tiny.py, loaded by file path (no sys.path edit, no package import needed)."""
+    spec = importlib.util.spec_from_file_location("chunkwise_testpack_tiny", _TINY_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The builders are cached per seed: a server run builds each tiny model once.
+@functools.lru_cache(maxsize=4)
+def _svd(seed: int):
+    return tiny().tiny_svd(seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _wan(seed: int):
+    return tiny().tiny_wan(seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _clip_vision(seed: int):
+    return tiny().tiny_clip_vision(seed)
+
+
+def _seed_input(default: int):
+    return ("INT", {"default": default, "min": 0, "max": 2**31 - 1,
+                    "tooltip": "Seed of the random weights: the same seed gives the same model."})
+
+
+class TestSVDCheckpoint:
+    DESCRIPTION = "Tiny random SVD img2vid (UNet 64 channels), SD-style VAE and CLIP vision: ImageOnlyCheckpointLoader's outputs."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL", "CLIP_VISION", "VAE")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(5)}, "optional": {"ckpt_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, ckpt_name=""):
+        model, vae, clip_vision = _svd(int(seed))
+        return (model, clip_vision, vae)
+
+
+class TestWanModel:
+    DESCRIPTION = ("Tiny random Wan I2V model (dim 32, 1 layer, in_dim 36, text_dim 16): UNETLoader's output. "
+                   "Use ChunkwiseTestTextConditioning for its text conditioning (width 16).")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(1)}, "optional": {"unet_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, unet_name=""):
+        return (_wan(int(seed))[0],)
+
+
+class TestWanVAE:
+    DESCRIPTION = "Tiny random Wan 2.1 VAE (dim 8; spatial /8, temporal /4, 16 latent channels): VAELoader's output."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("VAE",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(1)}, "optional": {"vae_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, vae_name=""):
+        return (_wan(int(seed))[1],)
+
+
+class TestCLIPVision:
+    DESCRIPTION = "Tiny random CLIP vision model (2 layers, width 32, 28 px): CLIPVisionLoader's output."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("CLIP_VISION",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(3)}, "optional": {"clip_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, clip_name=""):
+        return (_clip_vision(int(seed)),)
+
+
+class TestTextConditioning:
+    DESCRIPTION = ("CONDITIONING for the tiny Wan model without a text encoder: a seeded random [1, tokens, width] "
+                   "tensor derived from the text, so different prompts give different conditioning.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "encode"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "text": ("STRING", {"multiline": True, "default": ""}),
+                "width": ("INT", {"default": 16, "min": 1, "max": 8192,
+                                  "tooltip": "The model's text_dim: 16 for ChunkwiseTestWanModel, 4096 for a "
+                                             "UNETLoader-loadable tiny Wan file."}),
+                "tokens": ("INT", {"default": 8, "min": 1, "max": 512}),
+            }
+        }
+
+    def encode(self, text, width, tokens):
+        generator = torch.Generator(device="cpu").manual_seed(zlib.crc32(text.encode("utf-8")))
+        cond = torch.randn((1, int(tokens), int(width)), generator=generator)
+        return ([[cond, {}]],)
+
+
+class TestImage:
+    DESCRIPTION = "A seeded smooth colour image (a stand-in for LoadImage): IMAGE [1, H, W, 3] and an empty MASK."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE", "MASK")
+    FUNCTION = "make"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "width": ("INT", {"default": 64, "min": 8, "max": 4096, "step": 8}),
+                "height": ("INT", {"default": 64, "min": 8, "max": 4096, "step": 8}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1}),
+            },
+            "optional": {"image": ("STRING", {"default": ""})},
+        }
+
+    def make(self, width, height, seed, image=""):
+        generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        # Low-frequency colour field: a few random blobs upsampled, so CLIP sees structure, not noise.
+        coarse = torch.rand((1, 3, 4, 4), generator=generator)
+        img = torch.nn.functional.interpolate(coarse, size=(int(height), int(width)), mode="bicubic",
+                                              align_corners=False).clamp(0.0, 1.0)
+        img = img.permute(0, 2, 3, 1).contiguous()
+        mask = torch.zeros((1, int(height), int(width)))
+        return (img, mask)
+
+
+class TestSaveTensor:
+    DESCRIPTION = "Save an IMAGE batch losslessly (float32 safetensors) under output/, for exact comparisons."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ()
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "chunkwise_test"})}}
+
+    def save(self, images, filename_prefix):
+        out_dir = folder_paths.get_output_directory()
+        full, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+            filename_prefix, out_dir, int(images.shape[2]), int(images.shape[1])
+        )
+        filename = f"{name}_{counter:05}_.safetensors"
+        comfy.utils.save_torch_file({"images": images.detach().float().cpu().contiguous()},
+                                    os.path.join(full, filename))
+        return {"ui": {"tensors": [{"filename": filename, "subfolder": subfolder, "type": "output",
+                                    "shape": list(images.shape)}]}}
+
+
+NODE_CLASS_MAPPINGS = {
+    "ChunkwiseTestSVDCheckpoint": TestSVDCheckpoint,
+    "ChunkwiseTestWanModel": TestWanModel,
+    "ChunkwiseTestWanVAE": TestWanVAE,
+    "ChunkwiseTestCLIPVision": TestCLIPVision,
+    "ChunkwiseTestTextConditioning": TestTextConditioning,
+    "ChunkwiseTestImage": TestImage,
+    "ChunkwiseTestSaveTensor": TestSaveTensor,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {k: k.replace("Chunkwise", "chunkwise test: ") for k in NODE_CLASS_MAPPINGS}

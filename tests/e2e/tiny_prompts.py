@@ -1,0 +1,156 @@
+"""Tiny API prompts from the bundled workflows, and readers for their results (tier 3).
+
+:func:`tiny_prompt` loads ``workflows/api/<name>.json`` and swaps the loader
+nodes for the test pack's tiny random stand-ins (``tests/e2e/testpack``), shrinks
+sizes, steps and counts, and adds a ``ChunkwiseTestSaveTensor`` node that saves
+the final frames losslessly. Every other node (the chunkwise nodes, ComfyUI's
+own conditioning, decode and save nodes) runs as the workflow has it.
+
+Readers: :func:`frames_of` (the saved frames as a tensor), :func:`report_of`
+(the ``chunkwise.report/1`` JSON of a ChunkLoop run), :func:`node_id`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+API_DIR = ROOT / "workflows" / "api"
+TESTPACK = Path(__file__).resolve().parent / "testpack"
+TESTPACK_NAME = "chunkwise_testpack"
+
+WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video")
+SAVE_TENSOR = "ChunkwiseTestSaveTensor"
+REPORT_FORMAT = "chunkwise.report/1"
+
+# Loader -> (tiny stand-in, its inputs). The stand-ins keep the loaders' output slots.
+SWAPS = {
+    "ImageOnlyCheckpointLoader": ("ChunkwiseTestSVDCheckpoint", {"seed": 5}),
+    "UNETLoader": ("ChunkwiseTestWanModel", {"seed": 1}),
+    "VAELoader": ("ChunkwiseTestWanVAE", {"seed": 1}),
+    "CLIPVisionLoader": ("ChunkwiseTestCLIPVision", {"seed": 3}),
+}
+WAN_TEXT_WIDTH = 16  # text_dim of ChunkwiseTestWanModel
+
+
+@dataclass
+class TinySettings:
+    """What a tiny run does; the defaults finish in seconds on two CPU cores."""
+
+    chunks: int = 2
+    candidates: int = 2
+    k: int = 1
+    steps: int = 2
+    seed: int = 0
+    svd_frames: int = 3  # frames per SVD chunk
+    wan_length: int = 5  # frames per Wan chunk (4n+1)
+    svd_size: tuple = (64, 48)  # width, height
+    wan_size: tuple = (32, 32)
+    image_seed: int = 7
+    prefix: str = "chunkwise_e2e"
+
+    def frames_per_chunk(self, workflow: str) -> int:
+        return self.wan_length if "wan" in workflow else self.svd_frames
+
+
+def load_api(name: str) -> dict:
+    path = API_DIR / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no API workflow {path}; run scripts/make_workflows.py (have: {sorted(WORKFLOWS)})")
+    return json.loads(path.read_text())
+
+
+def node_id(prompt: dict, class_type: str) -> str:
+    """The id of the only node of ``class_type`` in ``prompt``."""
+    found = [k for k, v in prompt.items() if v["class_type"] == class_type]
+    if len(found) != 1:
+        raise KeyError(f"expected one {class_type} node in the prompt, found {found}")
+    return found[0]
+
+
+def tiny_prompt(name: str, settings: Optional[TinySettings] = None, **overrides) -> dict:
+    """The API workflow ``name`` with tiny test models and sizes.
+
+    ``overrides`` set :class:`TinySettings` fields (``chunks=3, seed=5``), or
+    ``inputs={"ChunkwiseChunkLoop": {"preview_mode": "truncated"}}`` sets any
+    node's inputs by class type after the swaps.
+    """
+    node_inputs = overrides.pop("inputs", {})
+    s = settings or TinySettings()
+    for key, value in overrides.items():
+        if not hasattr(s, key):
+            raise TypeError(f"tiny_prompt got an unknown setting {key!r}; known: {sorted(vars(TinySettings()))}")
+        setattr(s, key, value)
+    prompt = copy.deepcopy(load_api(name))
+    wan = any(n["class_type"] == "UNETLoader" for n in prompt.values())
+    width, height = s.wan_size if wan else s.svd_size
+
+    # 1. Sizes, steps and counts on the nodes that have them.
+    common = {"steps": s.steps, "k": s.k, "chunks": s.chunks, "candidates": s.candidates, "count": s.candidates,
+              "seed": s.seed, "width": width, "height": height, "video_frames": s.svd_frames, "length": s.wan_length}
+    for node in prompt.values():
+        for key, value in common.items():
+            if key in node["inputs"] and not isinstance(node["inputs"][key], list):
+                node["inputs"][key] = value
+        if "filename_prefix" in node["inputs"]:
+            node["inputs"]["filename_prefix"] = f"{s.prefix}/{name}"
+
+    # 2. Loaders -> tiny stand-ins (same output slots), text encoder -> seeded conditioning.
+    for nid, node in list(prompt.items()):
+        kind = node["class_type"]
+        if kind in SWAPS:
+            new_type, inputs = SWAPS[kind]
+            node["class_type"], node["inputs"] = new_type, dict(inputs)
+        elif kind == "LoadImage":
+            node["class_type"] = "ChunkwiseTestImage"
+            node["inputs"] = {"width": width, "height": height, "seed": s.image_seed}
+        elif kind == "CLIPTextEncode":
+            node["class_type"] = "ChunkwiseTestTextConditioning"
+            node["inputs"] = {"text": node["inputs"]["text"], "width": WAN_TEXT_WIDTH, "tokens": 8}
+        elif kind == "CLIPLoader":
+            del prompt[nid]
+
+    # 3. A lossless copy of the frames that go to the video.
+    create = node_id(prompt, "CreateVideo")
+    prompt["900"] = {
+        "class_type": SAVE_TENSOR,
+        "inputs": {"images": list(prompt[create]["inputs"]["images"]), "filename_prefix": f"{s.prefix}/{name}"},
+        "_meta": {"title": "frames (lossless)"},
+    }
+
+    # 4. Explicit per-node inputs last.
+    for class_type, inputs in node_inputs.items():
+        prompt[node_id(prompt, class_type)]["inputs"].update(inputs)
+    return prompt
+
+
+def frames_of(server, entry: dict):
+    """The frames ``ChunkwiseTestSaveTensor`` saved in a finished run, as a float32 [N, H, W, 3] tensor."""
+    import safetensors.torch
+
+    items = [item for out in entry["outputs"].values() for item in out.get("tensors", [])]
+    if len(items) != 1:
+        raise AssertionError(f"expected one saved tensor file in the run's outputs, got {items}")
+    return safetensors.torch.load_file(str(server.output_path(items[0])))["images"]
+
+
+def report_of(entry: dict, prompt: dict) -> dict:
+    """The ChunkLoop search report of a finished run.
+
+    Read from the ChunkLoop node's own UI output (``"report"``) when it has
+    one, else from the PreviewAny node the workflow wires to its report output.
+    """
+    loop = entry["outputs"].get(node_id(prompt, "ChunkwiseChunkLoop"), {})
+    texts = loop.get("report") or []
+    if not texts:
+        texts = entry["outputs"].get(node_id(prompt, "PreviewAny"), {}).get("text") or []
+    if not texts:
+        raise AssertionError(f"no report in the run's outputs: {sorted(entry['outputs'])}")
+    report = json.loads(texts[0])
+    if report.get("format") != REPORT_FORMAT:
+        raise AssertionError(f"report format is {report.get('format')!r}, expected {REPORT_FORMAT!r}")
+    return report
