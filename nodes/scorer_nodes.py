@@ -30,10 +30,10 @@ from ..scorers import (
     load_aesthetic_head,
 )
 from ..search.errors import ChunkwiseError
+from .types import SCORER
 
 logger = logging.getLogger("chunkwise")
 
-SCORER = io.Custom("CHUNKWISE_SCORER")
 CATEGORY = "chunkwise/scoring"
 AESTHETIC_FOLDER = "aesthetic"
 COMMON_OPEN_CLIP = ["ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-quickgelu", "ViT-L-14-336", "ViT-H-14", "ViT-bigG-14"]
@@ -77,20 +77,36 @@ def _batch_size_input():
     )
 
 
+class _Held(torch.nn.Module):
+    """A plain holder for a foreign model: ModelPatcher sets attributes (``device`` ...) on the module it
+    manages, which transformers models refuse (``device`` is a read-only property there)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+
 def _managed(encoder):
     """Let ComfyUI's memory manager load/offload an open_clip/transformers model like its own models."""
     load_device = comfy.model_management.text_encoder_device()
     offload_device = comfy.model_management.text_encoder_offload_device()
-    patcher = comfy.model_patcher.ModelPatcher(encoder.model, load_device=load_device, offload_device=offload_device)
+    patcher = comfy.model_patcher.ModelPatcher(
+        _Held(encoder.model), load_device=load_device, offload_device=offload_device
+    )
     encoder.patcher = patcher
-    encoder.before_encode = lambda: comfy.model_management.load_model_gpu(patcher)
+    # A plain torch module cannot run partly offloaded (only comfy.ops layers can): always load it whole.
+    encoder.before_encode = lambda: comfy.model_management.load_models_gpu([patcher], force_full_load=True)
     return encoder
 
 
 def _placement():
-    """Build on the offload device in the dtype ComfyUI would use on the load device."""
+    """Build on the offload device; fp16 where ComfyUI would compute in fp16 on the load device, else fp32.
+
+    (ComfyUI's own text-encoder dtype is fp16 even on the CPU, where its comfy.ops layers upcast per
+    layer; open_clip/transformers layers compute in their storage dtype, so the CPU gets fp32.)
+    """
     load_device = comfy.model_management.text_encoder_device()
-    dtype = torch.float16 if comfy.model_management.should_use_fp16(load_device) else None
+    dtype = torch.float16 if comfy.model_management.should_use_fp16(load_device) else torch.float32
     return comfy.model_management.text_encoder_offload_device(), dtype
 
 

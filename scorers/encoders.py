@@ -186,8 +186,10 @@ def load_weights_file(path) -> dict[str, torch.Tensor]:
         try:
             sd = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as e:  # a TorchScript archive or a pickle with code in it
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+            reason = next((ln for ln in lines if "WeightsUnpickler error" in ln), lines[0])[:300]
             raise ChunkwiseError(
-                f"could not load {str(path)!r} with torch.load(weights_only=True): {e}; "
+                f"could not load {str(path)!r} with torch.load(weights_only=True) ({reason}); "
                 "use a .safetensors file or a plain state-dict checkpoint (not a TorchScript/JIT archive)"
             ) from e
     for key in ("state_dict", "model", "module"):
@@ -296,13 +298,20 @@ class OpenClipEncoder(ImageEncoder):
                 "not an open_clip one; load it with ComfyUI's Load CLIP Vision node and use "
                 "ChunkwiseScorerClipVision, or pick an open_clip checkpoint (open_clip_model.safetensors)"
             )
-        missing, unexpected = visual.load_state_dict(sd, strict=False)
-        if missing or unexpected:
+        own = visual.state_dict()
+        missing = [k for k in own if k not in sd]
+        unexpected = [k for k in sd if k not in own]
+        resized = [
+            f"{k} {list(sd[k].shape)} vs {list(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape
+        ]
+        if missing or unexpected or resized:
             raise ChunkwiseError(
                 f"{str(weights)!r} does not fit open_clip {name!r}: {len(missing)} missing keys "
-                f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); "
+                f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
+                f"{len(resized)} with other shapes (e.g. {resized[:2]}); "
                 "pick the model name the checkpoint was trained as"
             )
+        visual.load_state_dict(sd, strict=True)
 
     def _preprocess(self, batch: torch.Tensor) -> torch.Tensor:
         x = batch.movedim(-1, 1).float().clamp(0, 1)  # [n, 3, H, W]

@@ -166,7 +166,9 @@ def test_anchor_keeps_a_chunk_chain_closer_to_the_input_colour():
 
     def final_drift(weight: float, seed: int) -> float:
         settings = LoopSettings(chunks=6, seed=seed, search=SearchSettings(candidates=6, k=2, steps=4))
-        result = run_chunks(ToyDenoiser(frames=4, drift=0.2), ClipMinCosine(encoder, anchor_weight=weight), start, settings)
+        result = run_chunks(
+            ToyDenoiser(frames=4, drift=0.2), ClipMinCosine(encoder, anchor_weight=weight), start, settings
+        )
         last = result.last_frame[0]
         return float((last.mean(dim=(0, 1)) - start[0].mean(dim=(0, 1))).abs().mean())
 
