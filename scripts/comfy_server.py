@@ -98,7 +98,8 @@ class ComfyServer:
     ``base_dir`` gets custom_nodes/ models/ input/ output/ temp/ user/; the
     pack is linked as custom_nodes/chunkwise, each ``extra_custom_nodes``
     entry (name -> folder) beside it. ``extra_args`` go to main.py as is
-    (e.g. ``["--extra-model-paths-config", path]``).
+    (e.g. ``["--extra-model-paths-config", path]``). ``cpu=False`` lets
+    ComfyUI pick its device (a GPU when there is one) instead of ``--cpu``.
     """
 
     def __init__(
@@ -112,6 +113,7 @@ class ComfyServer:
         comfy_dir=None,
         startup_timeout: float = 300.0,
         link_pack: bool = True,
+        cpu: bool = True,
     ) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.port = port
@@ -121,6 +123,7 @@ class ComfyServer:
         self.comfy_dir = Path(comfy_dir).resolve() if comfy_dir else None
         self.startup_timeout = startup_timeout
         self.link_pack = link_pack
+        self.cpu = cpu
         self.client_id = uuid.uuid4().hex
         self.process: Optional[subprocess.Popen] = None
         self.log_path = self.base_dir / "comfyui.log"
@@ -156,7 +159,7 @@ class ComfyServer:
                 self.port = free_port()
             # 2. The process, logging to a file.
             cmd = [
-                self.python, "main.py", "--cpu", "--listen", HOST, "--port", str(self.port),
+                self.python, "main.py", *(["--cpu"] if self.cpu else []), "--listen", HOST, "--port", str(self.port),
                 "--base-directory", str(self.base_dir), "--database-url", "sqlite:///:memory:",
                 "--disable-auto-launch", *self.extra_args,
             ]
