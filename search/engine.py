@@ -15,18 +15,21 @@ in ``truncated`` mode with resume, s with search off (the naive baseline).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
 
+from .adaptive import Rung, SearchChunkRecord, frame_indices, halving_preview_nfe, halving_rungs, keep_best
 from .errors import ChunkwiseError, check_finite, check_image, check_score, require_int
 from .noise import MAX_CANDIDATES, candidate_seed, chunk_seed, make_noise
 from .protocols import CandidateScore, FrameSink, I2VDenoiser, MemorySink, SampleResult, Scorer
 from .report import ChunkRecord, build_report
 
 PREVIEW_MODES = ("short", "truncated")
+PREVIEW_DECODES = ("vae", "approx")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,18 @@ class SearchSettings:
     k-step schedule (the paper); ``truncated`` runs the first k steps of the
     real s-step schedule and scores the x0 prediction, so the winner can
     ``resume`` at step k. ``enabled=False`` or m = 1 is the naive baseline.
+
+    Cost options (all off by default; see :mod:`chunkwise.search.adaptive`):
+    ``candidate_batch`` samples that many candidates in one batched sampler
+    call when the denoiser has ``sample_batch`` (same results, better device
+    use; the denoiser falls back to smaller batches on out-of-memory).
+    ``preview_stride`` scores every n-th preview frame plus the last (the
+    denoiser's ``preview_decode`` decodes only those where its VAE allows).
+    ``preview_decode``: ``vae`` (the real decoder) or ``approx`` (the model's
+    linear latent-to-RGB factors; needs ``preview_decode`` on the denoiser).
+    ``accept_score``: early accept, stop drawing candidates once one scores
+    at least this. ``halving_k`` > 0: successive halving from previews of
+    ``halving_k`` steps up to k.
     """
 
     candidates: int = 4
@@ -46,6 +61,11 @@ class SearchSettings:
     preview_mode: str = "short"
     resume: bool = True
     enabled: bool = True
+    candidate_batch: int = 1
+    preview_stride: int = 1
+    preview_decode: str = "vae"
+    accept_score: Optional[float] = None
+    halving_k: int = 0
 
     def validate(self) -> "SearchSettings":
         require_int("steps", self.steps, 1, "use the model's usual step count, e.g. 25 for SVD, 20-50 for Wan")
@@ -63,6 +83,32 @@ class SearchSettings:
                 f"k (preview steps) must be smaller than steps in truncated mode, got k={self.k}, "
                 f"steps={self.steps}; lower k (e.g. {max(1, self.steps // 6)}) or raise steps"
             )
+        require_int("candidate_batch", self.candidate_batch, 1, "use 1 (one candidate per sampler call) or m")
+        require_int("preview_stride", self.preview_stride, 1, "use 1 to score every frame, e.g. 4 for every 4th")
+        if self.preview_decode not in PREVIEW_DECODES:
+            raise ChunkwiseError(
+                f"preview_decode must be one of {PREVIEW_DECODES}, got {self.preview_decode!r}; "
+                "use 'vae' (the real decoder) or 'approx' (linear latent-to-RGB factors, much cheaper)"
+            )
+        if self.accept_score is not None:
+            if isinstance(self.accept_score, bool) or not isinstance(self.accept_score, (int, float)) or not (
+                math.isfinite(float(self.accept_score))
+            ):
+                raise ChunkwiseError(
+                    f"accept_score must be a finite number or None, got {self.accept_score!r}; "
+                    "use a score the scorer reaches for a good chunk (e.g. 0.9 for CLIP min-cosine) or None for off"
+                )
+        require_int("halving_k", self.halving_k, 0, "use 0 for off, or a few steps (e.g. k // 4) for the first rung")
+        if self.halving_k and self.halving_k >= self.k:
+            raise ChunkwiseError(
+                f"halving_k must be smaller than k, got halving_k={self.halving_k}, k={self.k}; "
+                f"use e.g. {max(1, self.k // 4)}, or 0 for no successive halving"
+            )
+        if self.halving_k and self.accept_score is not None:
+            raise ChunkwiseError(
+                f"early accept (accept_score={self.accept_score}) and successive halving (halving_k={self.halving_k}) "
+                "cannot be combined; turn one off (accept_score=None or halving_k=0)"
+            )
         return self
 
     @property
@@ -74,10 +120,40 @@ class SearchSettings:
         return self.searching and self.preview_mode == "truncated" and self.resume
 
     def nfe_per_chunk(self) -> int:
-        """Model evaluations per chunk for first-order samplers (one per step)."""
+        """Model evaluations per chunk for first-order samplers (one per step).
+
+        Exact with successive halving; with early accept, the most a chunk can use.
+        """
+        if not self.searching:
+            return self.steps
+        if self.halving_k:
+            rungs = self.rungs()
+            preview = halving_preview_nfe(rungs, self.preview_mode == "truncated")
+            return preview + (self.steps - rungs[-1].k if self.resumes else self.steps)
+        return self.nfe_formula()
+
+    def nfe_formula(self) -> int:
+        """The plain search's cost: m*k + s, or m*k + s - k when the winner resumes."""
         if not self.searching:
             return self.steps
         return self.candidates * self.k + (self.steps - self.k if self.resumes else self.steps)
+
+    def rungs(self) -> list[Rung]:
+        """Successive halving's rungs (one rung of m at k when halving is off)."""
+        if not self.halving_k:
+            return [Rung(self.k, self.candidates)]
+        return halving_rungs(self.candidates, self.k, self.halving_k)
+
+    @property
+    def tuned(self) -> bool:
+        """Whether any cost option is on (then chunk records carry a ``cost`` section)."""
+        return (
+            self.candidate_batch > 1
+            or self.preview_stride > 1
+            or self.preview_decode != "vae"
+            or self.accept_score is not None
+            or self.halving_k > 0
+        )
 
 
 @dataclass(frozen=True)
@@ -167,6 +243,10 @@ def _nfe(denoiser: I2VDenoiser) -> int:
     return int(getattr(denoiser, "nfe", 0))
 
 
+def _draw(template: torch.Tensor, seeds: list[int]) -> list[torch.Tensor]:
+    return [make_noise(template, s) for s in seeds]
+
+
 def search_chunk(
     denoiser: I2VDenoiser,
     scorer: Optional[Scorer],
@@ -180,7 +260,14 @@ def search_chunk(
     clock: Callable[[], float] = time.perf_counter,
     progress: Optional[_Progress] = None,
 ) -> ChunkOutcome:
-    """Generate one chunk from ``guide``: search the initial noise, then denoise the winner."""
+    """Generate one chunk from ``guide``: search the initial noise, then denoise the winner.
+
+    With the cost options of :class:`SearchSettings` off this is the paper's
+    search: m previews of k steps, argmax, full run. The options change how
+    previews are sampled (batched), decoded (frame subset, approximate), and
+    how many are run (early accept, successive halving); the record then
+    carries a ``cost`` section (see :class:`~chunkwise.search.adaptive.SearchChunkRecord`).
+    """
     hooks = hooks or Hooks()
     progress = progress or _Progress(search.nfe_per_chunk(), hooks)
     guide = check_image(guide, f"guide image of chunk {index}")
@@ -189,9 +276,16 @@ def search_chunk(
             f"search with {search.candidates} candidates needs a scorer, got none; "
             "connect a CLIP_VISION or SCORER, or set candidates to 1"
         )
+    if search.searching and search.preview_decode == "approx" and not hasattr(denoiser, "preview_decode"):
+        raise ChunkwiseError(
+            f"preview_decode='approx' needs a denoiser with preview_decode(), got {type(denoiser).__name__} "
+            "without one; use preview_decode='vae'"
+        )
     seconds: dict[str, float] = {"condition": 0.0, "preview": 0.0, "decode": 0.0, "score": 0.0, "full": 0.0}
     timed = _Timer(clock, seconds)
-    s, k, m = search.steps, search.k, search.candidates
+    s, m = search.steps, search.candidates
+    truncated = search.preview_mode == "truncated"
+    chunk_start = progress.done
 
     # 1. Condition once per chunk; every candidate and the full run reuse it.
     with timed("condition"):
@@ -200,57 +294,131 @@ def search_chunk(
     hooks.check_interrupt()
 
     candidates: list[dict] = []
-    chosen, best_score, best_preview = 0, None, None
+    chosen, best_preview = 0, None
     nfe_preview = 0
+    cost = {"frames_decoded": 0, "frames_scored": 0, "preview_calls": 0}
+    rung_log: list[dict] = []
+    accepted: Optional[int] = None
+    last_k = search.k
+    batch = search.candidate_batch if hasattr(denoiser, "sample_batch") else 1
+
+    def preview_window(js: list[int], start: int, end: int, total: int, resumes) -> list[SampleResult]:
+        """Sample the window [start, end) of a ``total``-step schedule for candidates ``js``."""
+        nonlocal nfe_preview
+        seeds = [candidates[j]["seed"] for j in js]
+        noises = _draw(template, seeds)
+        before, done_before = _nfe(denoiser), progress.done
+        with timed("preview"):
+            if len(js) > 1:
+                results = denoiser.sample_batch(
+                    cond, noises, steps=total, start_step=start, end_step=end,
+                    resumes=resumes, callback=progress.step, seeds=seeds,
+                )
+            else:
+                results = [
+                    denoiser.sample(
+                        cond, noises[0], steps=total, start_step=start, end_step=end,
+                        resume=None if resumes is None else resumes[0], callback=progress.step, seed=seeds[0],
+                    )
+                ]
+        cost["preview_calls"] += 1
+        if len(results) != len(js):
+            raise ChunkwiseError(
+                f"sample_batch returned {len(results)} results for {len(js)} noises; "
+                "expected one SampleResult per noise, in order: fix the denoiser's sample_batch()"
+            )
+        progress.jump_to(done_before + len(js) * (end - start))
+        nfe_preview += _nfe(denoiser) - before
+        return results
+
+    def decode_and_score(j: int, result: SampleResult, context) -> float:
+        check_finite(result.latent, f"preview latent of chunk {index}, candidate {j}")
+        latent = result.latent if result.finished else result.x0
+        with timed("decode"):
+            if hasattr(denoiser, "preview_decode"):
+                counted = getattr(denoiser, "frames_decoded", None)
+                preview = denoiser.preview_decode(
+                    latent, stride=search.preview_stride, approximate=search.preview_decode == "approx"
+                )
+                decoded = (denoiser.frames_decoded - counted) if counted is not None else preview.shape[0]
+            else:
+                preview = denoiser.decode(latent)
+                decoded = preview.shape[0]
+                if search.preview_stride > 1:
+                    preview = preview[frame_indices(preview.shape[0], search.preview_stride)]
+        check_finite(preview, f"preview frames of chunk {index}, candidate {j}")
+        cost["frames_decoded"] += int(decoded)
+        cost["frames_scored"] += int(preview.shape[0])
+        with timed("score"):
+            scored = context.score([preview])
+        if len(scored) != 1:
+            raise ChunkwiseError(
+                f"scorer {scorer.describe()!r} returned {len(scored)} scores for 1 preview; "
+                "expected exactly one score per preview: fix the scorer's score()"
+            )
+        value = check_score(scored[0].score, f"score of chunk {index}, candidate {j}")
+        candidates[j]["score"] = value
+        candidates[j]["frame_scores"] = [float(f) for f in scored[0].frame_scores]
+        if search.halving_k:
+            candidates[j].setdefault("rung_scores", []).append(value)
+        hooks.on_preview(index, j, preview, scored[0])
+        return value
+
     if search.searching:
-        # 2-4. Preview, decode and score each candidate; keep only the best one's state.
+        # 2-4. Preview, decode and score candidates rung by rung (one rung unless halving);
+        # keep only the state the next rung or the full run needs.
         with timed("score"):
             context = scorer.prepare(guide, anchor)
-        for j in range(m):
-            hooks.check_interrupt()
-            cand_seed = candidate_seed(seed, j)
-            noise = make_noise(template, cand_seed)
-            before, done_before = _nfe(denoiser), progress.done
-            with timed("preview"):
-                if search.preview_mode == "short":
-                    result = denoiser.sample(
-                        cond, noise, steps=k, start_step=0, end_step=k, callback=progress.step, seed=cand_seed
-                    )
+        alive = list(range(m))
+        states: dict[int, SampleResult] = {}
+        previous_k = 0
+        rungs = search.rungs()
+        for r, rung in enumerate(rungs):
+            final_rung = r == len(rungs) - 1
+            best_value = None
+            if r > 0:
+                alive = keep_best(alive, {j: candidates[j]["score"] for j in alive}, rung.candidates)
+                states = {j: states[j] for j in alive} if truncated else {}
+            rung_log.append({"k": rung.k, "candidates": list(alive)})
+            scores: dict[int, float] = {}
+            for g in range(0, len(alive), batch):
+                hooks.check_interrupt()
+                group = alive[g : g + batch]
+                for j in group:
+                    if j >= len(candidates):
+                        candidates.append({"seed": candidate_seed(seed, j), "score": None, "frame_scores": []})
+                if truncated:
+                    resumes = [states[j] for j in group] if previous_k else None
+                    results = preview_window(group, previous_k, rung.k, s, resumes)
                 else:
-                    result = denoiser.sample(
-                        cond, noise, steps=s, start_step=0, end_step=k, callback=progress.step, seed=cand_seed
-                    )
-            progress.jump_to(done_before + k)
-            nfe_preview += _nfe(denoiser) - before
-            del noise
-            check_finite(result.latent, f"preview latent of chunk {index}, candidate {j}")
-            with timed("decode"):
-                preview = denoiser.decode(result.latent if result.finished else result.x0)
-            check_finite(preview, f"preview frames of chunk {index}, candidate {j}")
-            with timed("score"):
-                scored = context.score([preview])
-            if len(scored) != 1:
-                raise ChunkwiseError(
-                    f"scorer {scorer.describe()!r} returned {len(scored)} scores for 1 preview; "
-                    "expected exactly one score per preview: fix the scorer's score()"
-                )
-            value = check_score(scored[0].score, f"score of chunk {index}, candidate {j}")
-            candidates.append(
-                {"seed": cand_seed, "score": value, "frame_scores": [float(f) for f in scored[0].frame_scores]}
-            )
-            hooks.on_preview(index, j, preview, scored[0])
-            # 5a. Argmax with ties to the lowest index: only a strictly better score wins.
-            if best_score is None or value > best_score:
-                chosen, best_score = j, value
-                best_preview = result if search.resumes else None
-            del preview, result
+                    results = preview_window(group, 0, rung.k, rung.k, None)
+                for j, result in zip(group, results, strict=True):
+                    scores[j] = decode_and_score(j, result, context)
+                    # A truncated preview's state is kept while a later rung extends it; on the
+                    # last rung only the best one's, for the winner to resume.
+                    if truncated and not final_rung:
+                        states[j] = result
+                    elif search.resumes and (best_value is None or scores[j] > best_value):
+                        best_preview, best_value = result, scores[j]
+                del results
+                if search.accept_score is not None and max(scores.values()) >= search.accept_score:
+                    accepted = next(j for j in group if scores[j] >= search.accept_score)
+                    break
+            previous_k = last_k = rung.k
+        # 5a. Argmax of the last rung with ties to the lowest index: only a strictly better score wins.
+        best_score = None
+        for j in sorted(scores):
+            if best_score is None or scores[j] > best_score:
+                chosen, best_score = j, scores[j]
+        del states
     else:
         candidates.append({"seed": candidate_seed(seed, 0), "score": None, "frame_scores": []})
     hooks.check_interrupt()
 
-    # 5b. Denoise the winner fully, or continue its truncated preview from step k.
+    # 5b. Denoise the winner fully, or continue its truncated preview from where it stopped.
     winner_seed = candidates[chosen]["seed"]
     noise = make_noise(template, winner_seed)
+    resume_at = last_k if search.resumes else 0
     before, done_before = _nfe(denoiser), progress.done
     with timed("full"):
         if search.resumes:
@@ -258,7 +426,7 @@ def search_chunk(
                 cond,
                 noise,
                 steps=s,
-                start_step=k,
+                start_step=resume_at,
                 end_step=s,
                 resume=best_preview,
                 callback=progress.step,
@@ -268,7 +436,7 @@ def search_chunk(
             final = denoiser.sample(
                 cond, noise, steps=s, start_step=0, end_step=s, callback=progress.step, seed=winner_seed
             )
-    progress.jump_to(done_before + (s - k if search.resumes else s))
+    progress.jump_to(done_before + (s - resume_at))
     nfe_full = _nfe(denoiser) - before
     latent = check_finite(final.latent, f"final latent of chunk {index}")
     with timed("decode"):
@@ -279,14 +447,29 @@ def search_chunk(
             f"decoded chunk {index} must be frames [T, H, W, 3], got shape {list(frames.shape)}; "
             "check the denoiser's decode()"
         )
+    # An early-accepted chunk used fewer steps than the progress total allows for: catch up.
+    progress.jump_to(max(progress.done, chunk_start + search.nfe_per_chunk()))
 
-    record = ChunkRecord(
+    if search.searching and search.tuned:
+        cost = {
+            "nfe_formula": search.nfe_formula(),
+            "nfe_saved": search.nfe_formula() - (nfe_preview + nfe_full),
+            **cost,
+        }
+        if search.halving_k:
+            cost["rungs"] = rung_log
+        if search.accept_score is not None:
+            cost["accepted"] = accepted
+    else:
+        cost = {}
+    record = SearchChunkRecord(
         index=index,
         candidates=candidates,
         chosen=chosen,
         chosen_seed=winner_seed,
         nfe={"preview": nfe_preview, "full": nfe_full},
         seconds=seconds,
+        cost=cost,
     )
     return ChunkOutcome(frames=frames, latent=latent, record=record)
 
