@@ -23,6 +23,7 @@ from typing import Callable, Optional
 import torch
 
 from .adaptive import Rung, SearchChunkRecord, frame_indices, halving_preview_nfe, halving_rungs, keep_best
+from .colour import anchor_colours, check_method, check_strength
 from .errors import ChunkwiseError, check_finite, check_image, check_score, require_int
 from .noise import MAX_CANDIDATES, candidate_seed, chunk_seed, make_noise
 from .protocols import CandidateScore, FrameSink, I2VDenoiser, MemorySink, SampleResult, Scorer
@@ -163,6 +164,10 @@ class LoopSettings:
     ``drop_first_frame`` drops the first frame of every chunk after the first
     (for models that reproduce their guide frame, so seams show no duplicate).
     ``use_anchor`` hands the original input image to the scorer as anchor.
+    ``colour_anchor`` (0..1) matches each chunk's colour statistics to the
+    input image before its last frame guides the next chunk, with
+    ``colour_method`` ``lab`` (mean/std per Lab channel) or ``rgb``; see
+    ``search.colour``. 0 is off.
     """
 
     chunks: int = 5
@@ -170,10 +175,14 @@ class LoopSettings:
     search: SearchSettings = field(default_factory=SearchSettings)
     drop_first_frame: bool = False
     use_anchor: bool = True
+    colour_anchor: float = 0.0
+    colour_method: str = "lab"
 
     def validate(self) -> "LoopSettings":
         require_int("chunks", self.chunks, 1, "ask for at least one chunk")
         require_int("seed", self.seed, 0, "use a non-negative seed")
+        check_strength(self.colour_anchor)
+        check_method(self.colour_method)
         self.search.validate()
         return self
 
@@ -476,12 +485,41 @@ def search_chunk(
 
 @dataclass
 class RunResult:
+    """``report`` covers every chunk of the run, restored ones included; ``restored``
+    counts the chunks a resumable sink already had; ``last_frame`` is the exact
+    float guide the next chunk would start from."""
+
     report: dict
     sink: FrameSink
     last_frame: torch.Tensor
+    restored: int = 0
 
     def video(self) -> torch.Tensor:
         return self.sink.video()
+
+
+def run_fingerprint(
+    settings: LoopSettings, scorer_name: str, image: torch.Tensor, denoiser: object, extra: Optional[dict] = None
+) -> dict:
+    """What must match for a run folder to be continued: everything that changes the frames.
+
+    The chunk count is left out on purpose: chunk i does not depend on how many
+    chunks follow, so a finished run can be extended by asking for more chunks.
+    """
+    from dataclasses import asdict
+
+    from .sinks import tensor_digest
+
+    loop = asdict(settings)
+    loop.pop("chunks")
+    describe = getattr(denoiser, "describe", None)
+    return {
+        "settings": loop,
+        "scorer": scorer_name if settings.search.searching else "none",
+        "denoiser": describe() if callable(describe) else type(denoiser).__name__,
+        "image": tensor_digest(image),
+        **(extra or {}),
+    }
 
 
 def run_chunks(
@@ -494,8 +532,17 @@ def run_chunks(
     hooks: Optional[Hooks] = None,
     clock: Callable[[], float] = time.perf_counter,
     scorer_name: Optional[str] = None,
+    fingerprint: Optional[dict] = None,
 ) -> RunResult:
-    """Generate ``settings.chunks`` chunks, each guided by the previous chunk's last frame."""
+    """Generate ``settings.chunks`` chunks, each guided by the previous chunk's last frame.
+
+    With a resumable sink (one with ``open_run``, e.g. ``search.sinks.DiskSink``)
+    the chunks it already holds are skipped and the run continues from the
+    exact guide frame it stored: chunk seeds depend only on (seed, index), so
+    the result is bit-identical to an uninterrupted run. ``fingerprint`` adds
+    host facts (model identity, conditioning) to what must match for that.
+    An exception mid-chunk leaves every finished chunk in the sink.
+    """
     # 1. Check everything before any model work.
     settings.validate()
     image = check_image(image, "input image")
@@ -507,16 +554,29 @@ def run_chunks(
             f"search with {search.candidates} candidates needs a scorer, got none; "
             "connect a CLIP_VISION or SCORER, or set candidates to 1"
         )
+    scorer_name = scorer_name or (scorer.describe() if scorer is not None else "none")
     anchor = image if settings.use_anchor else None
-    progress = _Progress(settings.chunks * search.nfe_per_chunk(), hooks)
-    progress.jump_to(0)
 
-    # 2. Chunk after chunk; the last frame of one guides the next.
-    records: list[ChunkRecord] = []
+    # 2. A resumable sink reports what is already finished; skip it.
+    records: list = []
     guide = image
     frames_total = 0
+    open_run = getattr(sink, "open_run", None)
+    resumable = callable(open_run)
+    if resumable:
+        point = open_run(run_fingerprint(settings, scorer_name, image, denoiser, fingerprint), settings.chunks)
+        if point is not None:
+            records = list(point.records)
+            guide = check_image(point.guide, f"stored guide frame of chunk {len(records) - 1}")
+            frames_total = point.frames
+    restored = len(records)
+    per_chunk = search.nfe_per_chunk()
+    progress = _Progress(settings.chunks * per_chunk, hooks)
+    progress.jump_to(restored * per_chunk)
+
+    # 3. Chunk after chunk; the last frame of one guides the next.
     t0 = clock()
-    for i in range(settings.chunks):
+    for i in range(restored, settings.chunks):
         hooks.check_interrupt()
         outcome = search_chunk(
             denoiser,
@@ -531,25 +591,37 @@ def run_chunks(
             progress=progress,
         )
         frames = outcome.frames
-        guide = frames[-1:]
+        if settings.colour_anchor > 0.0:
+            # 3a. Pull the chunk's colours back to the input image before its last frame guides the next.
+            frames = anchor_colours(frames, image, settings.colour_anchor, settings.colour_method)
+        # A standalone contiguous copy: it does not pin the whole chunk in memory, and a guide read back
+        # from a run folder (always contiguous) gives bit-identical reductions downstream.
+        guide = frames[-1:].clone(memory_format=torch.contiguous_format)
         if settings.drop_first_frame and i > 0:
             frames = frames[1:]
-        sink.write_chunk(i, frames)
+        if resumable:
+            sink.write_chunk(i, frames, record=outcome.record.to_json(), guide=guide)
+        else:
+            sink.write_chunk(i, frames)
         frames_total += frames.shape[0]
         records.append(outcome.record)
         hooks.on_chunk(outcome.record, frames)
-        del outcome
+        del outcome, frames
     sink.close()
 
-    # 3. One report for the run.
+    # 4. One report for the run, restored chunks included.
     report = build_report(
         settings,
-        scorer_name or (scorer.describe() if scorer is not None else "none"),
+        scorer_name,
         records,
         frames=frames_total,
         seconds=clock() - t0,
+        restored=restored,
     )
-    return RunResult(report=report, sink=sink, last_frame=guide)
+    write_report = getattr(sink, "write_report", None)
+    if callable(write_report):
+        write_report(report)
+    return RunResult(report=report, sink=sink, last_frame=guide, restored=restored)
 
 
 def naive_settings(settings: LoopSettings) -> LoopSettings:
@@ -569,5 +641,6 @@ __all__ = [
     "SearchSettings",
     "naive_settings",
     "run_chunks",
+    "run_fingerprint",
     "search_chunk",
 ]

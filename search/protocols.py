@@ -119,28 +119,97 @@ class Scorer:
 
 
 class FrameSink(Protocol):
-    """Receives each finished chunk as soon as it is decoded."""
+    """Receives each finished chunk as soon as it is decoded.
 
-    def write_chunk(self, index: int, frames: torch.Tensor) -> None: ...
+    ``write_chunk(index, frames)`` is the whole required protocol. A sink that
+    also defines ``open_run(fingerprint, chunks)`` is *resumable* (see
+    ``search.sinks.DiskSink``): the engine then passes ``record`` (the chunk's
+    report record, a JSON dict) and ``guide`` (the exact float frame that
+    guides the next chunk) as keywords, so the sink can store what a later
+    run needs to continue bit-identically.
+    """
+
+    def write_chunk(
+        self, index: int, frames: torch.Tensor, *, record: Optional[dict] = None, guide: Optional[torch.Tensor] = None
+    ) -> None: ...
 
     def close(self) -> None: ...
 
 
+@dataclass
+class ResumePoint:
+    """What a resumable sink found already finished: the first ``len(records)`` chunks.
+
+    ``records`` are those chunks' report records, in order; ``guide`` is the
+    exact float frame ``[1, H, W, 3]`` that guides chunk ``len(records)``;
+    ``frames`` counts the frames already written.
+    """
+
+    records: list
+    guide: torch.Tensor
+    frames: int
+
+
+def thumbnail(frame: torch.Tensor, size: int) -> torch.Tensor:
+    """One frame ``[H, W, 3]`` -> ``[size', size'', 3]`` with its longer side at most ``size``."""
+    h, w = int(frame.shape[0]), int(frame.shape[1])
+    scale = min(1.0, size / max(h, w))
+    th, tw = max(1, round(h * scale)), max(1, round(w * scale))
+    if (th, tw) == (h, w):
+        return frame.clone()
+    x = frame.permute(2, 0, 1).unsqueeze(0).float()
+    x = torch.nn.functional.interpolate(x, size=(th, tw), mode="area")
+    return x[0].permute(1, 2, 0).to(frame.dtype)
+
+
+MEMORY_KEEP = ("all", "last")
+
+
 class MemorySink:
-    """The default sink: keeps every chunk's frames in memory."""
+    """The default sink: keeps chunks' frames in memory.
 
-    def __init__(self) -> None:
+    ``keep="all"`` keeps every chunk (the whole video); ``keep="last"`` keeps
+    only the latest chunk plus a small thumbnail of each chunk's last frame
+    (``overview()``), so memory does not grow with the chunk count.
+    """
+
+    def __init__(self, keep: str = "all", overview_size: int = 256) -> None:
+        if keep not in MEMORY_KEEP:
+            raise ValueError(f"keep must be one of {MEMORY_KEEP}, got {keep!r}")
+        self.keep = keep
+        self.overview_size = overview_size
         self.chunks: list[torch.Tensor] = []
+        self.thumbnails: list[torch.Tensor] = []
+        self.count = 0
 
-    def write_chunk(self, index: int, frames: torch.Tensor) -> None:
-        if index != len(self.chunks):
-            raise ValueError(f"chunk {index} arrived out of order: expected chunk {len(self.chunks)}")
-        self.chunks.append(frames)
+    def write_chunk(
+        self, index: int, frames: torch.Tensor, *, record: Optional[dict] = None, guide: Optional[torch.Tensor] = None
+    ) -> None:
+        if index != self.count:
+            raise ValueError(f"chunk {index} arrived out of order: expected chunk {self.count}")
+        self.count += 1
+        if self.keep == "last":
+            self.chunks = [frames]
+        else:
+            self.chunks.append(frames)
+        self.thumbnails.append(thumbnail(frames[-1], self.overview_size))
 
     def close(self) -> None:
         pass
 
     def video(self) -> torch.Tensor:
+        """Every kept chunk, concatenated (the whole video with ``keep="all"``, else the last chunk)."""
         if not self.chunks:
             raise ValueError("no chunk was written: nothing to concatenate")
         return torch.cat(self.chunks, dim=0)
+
+    def last_chunk(self) -> torch.Tensor:
+        if not self.chunks:
+            raise ValueError("no chunk was written: there is no last chunk")
+        return self.chunks[-1]
+
+    def overview(self) -> torch.Tensor:
+        """Each chunk's last frame, downscaled: ``[chunks, h, w, 3]``."""
+        if not self.thumbnails:
+            raise ValueError("no chunk was written: the overview is empty")
+        return torch.stack(self.thumbnails)

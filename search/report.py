@@ -4,11 +4,13 @@ Key names are stable: tools and tests read them.
 
 ```
 {"format": "chunkwise.report/1",
- "settings": {"chunks", "candidates", "k", "steps", "preview_mode", "seed", "scorer"},
+ "settings": {"chunks", "candidates", "k", "steps", "preview_mode", "seed", "scorer",
+              "resume", "drop_first_frame", "colour_anchor", "colour_method"},
  "chunks": [{"index", "candidates": [{"seed", "score", "frame_scores"}], "chosen", "chosen_seed",
              "nfe": {"preview", "full"},
              "seconds": {"condition", "preview", "decode", "score", "full"}}],
- "totals": {"nfe", "seconds", "frames"}}
+ "totals": {"nfe", "seconds", "frames"},
+ "restored_chunks": number of chunks read back from a run folder instead of generated}
 ```
 A naive chunk (search off) has one candidate whose score is null.
 """
@@ -35,7 +37,12 @@ class ChunkRecord:
         return asdict(self)
 
 
-def build_report(settings, scorer: str, records: list, *, frames: int, seconds: float) -> dict[str, Any]:
+def build_report(
+    settings, scorer: str, records: list, *, frames: int, seconds: float, restored: int = 0
+) -> dict[str, Any]:
+    """``records`` covers every chunk; the first ``restored`` came from a run folder
+    (their ``seconds`` were measured by the run that made them; ``totals.seconds``
+    is this call's wall time)."""
     search = settings.search
     chunks = [r.to_json() if isinstance(r, ChunkRecord) else dict(r) for r in records]
     return {
@@ -50,6 +57,8 @@ def build_report(settings, scorer: str, records: list, *, frames: int, seconds: 
             "scorer": scorer if search.searching else "none",
             "resume": search.resumes,
             "drop_first_frame": settings.drop_first_frame,
+            "colour_anchor": float(getattr(settings, "colour_anchor", 0.0)),
+            "colour_method": getattr(settings, "colour_method", "lab"),
         },
         "chunks": chunks,
         "totals": {
@@ -57,6 +66,7 @@ def build_report(settings, scorer: str, records: list, *, frames: int, seconds: 
             "seconds": float(seconds),
             "frames": int(frames),
         },
+        "restored_chunks": int(restored),
     }
 
 
