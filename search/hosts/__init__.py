@@ -60,6 +60,16 @@ def _denoiser_class(family: str):
 
 def pipeline_class_name(model_dir: Union[str, Path]) -> str:
     """The ``_class_name`` of a diffusers folder's ``model_index.json``, with clear errors."""
+    return _model_index(model_dir).get("_class_name")
+
+
+def _absent_components(model_dir: Union[str, Path]) -> list[str]:
+    """Components the folder was saved without (``[null, null]`` in model_index.json, e.g. no tokenizer)."""
+    index = _model_index(model_dir)
+    return [k for k, v in index.items() if not k.startswith("_") and (v is None or v == [None, None])]
+
+
+def _model_index(model_dir: Union[str, Path]) -> dict:
     path = Path(model_dir).expanduser()
     if not path.exists():
         raise ChunkwiseError(
@@ -75,15 +85,16 @@ def pipeline_class_name(model_dir: Union[str, Path]) -> str:
             "point --model at the folder that holds model_index.json"
         )
     try:
-        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
+        data = json.loads(index.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ChunkwiseError(f"cannot read {str(index)!r}: {exc}; the file must be JSON with a '_class_name'") from exc
+    name = data.get("_class_name") if isinstance(data, dict) else None
     if name not in PIPELINE_FAMILIES:
         raise ChunkwiseError(
             f"unknown pipeline type {name!r} in {str(index)!r}; chunkwise drives image-to-video pipelines "
             f"{sorted(PIPELINE_FAMILIES)}"
         )
-    return name
+    return data
 
 
 def resolve_dtype(dtype: Optional[Any], family: str, device: Any):
@@ -164,8 +175,10 @@ def load_denoiser(
     cls = getattr(diffusers, class_name)
     log.info("chunkwise: loading %s from %s (%s on %s)", class_name, model_dir, torch_dtype, device)
     try:
+        # Components saved as absent (e.g. no tokenizer when prompt embeddings are used) stay absent.
+        absent = {name: None for name in _absent_components(model_dir)}
         pipe = cls.from_pretrained(str(Path(model_dir).expanduser()), local_files_only=True,
-                                   **{_dtype_keyword(): torch_dtype})
+                                   **{_dtype_keyword(): torch_dtype}, **absent)
     except ImportError as exc:
         raise ChunkwiseError(
             f"loading {class_name} from {str(model_dir)!r} needs a package that is not installed ({exc}); "

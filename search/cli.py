@@ -1,0 +1,497 @@
+"""The ``chunkwise`` command line: long videos from a local diffusers I2V folder.
+
+::
+
+    chunkwise generate --model DIR --image IMG --chunks 5 --candidates 4 --k 8 --steps 25 --seed 0 --out video.mp4
+    chunkwise report video.report.json
+
+``generate`` loads the pipeline (``StableVideoDiffusionPipeline``,
+``CogVideoXImageToVideoPipeline`` or ``WanImageToVideoPipeline``) with
+``local_files_only``, runs the k-step noise search chunk by chunk, streams each
+finished chunk into the video file (PyAV; without it, a folder of PNG frames)
+and writes the search report next to the video (``<name>.report.json``).
+``report`` prints a readable summary of a report.
+
+Errors name what was received, what was expected and the fix; they exit with
+status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from .engine import Hooks, LoopSettings, SearchSettings, run_chunks
+from .errors import ChunkwiseError, InterruptedRun
+from .report import REPORT_FORMAT, dumps, summarize
+
+log = logging.getLogger("chunkwise")
+
+VIDEO_CODECS = {".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264", ".webm": "libvpx-vp9"}
+"""Video file suffix -> PyAV encoder; any other ``--out`` is a folder of PNG frames."""
+
+SCORERS = ("clip-pipeline", "clip-openclip", "clip-transformers", "flicker")
+SCORER_HELP = (
+    "clip-pipeline: the paper's CLIP min-cosine with the pipeline's own CLIP image encoder (SVD, Wan 2.1); "
+    "clip-openclip: an open_clip model (--clip-model, --clip-weights FILE); "
+    "clip-transformers: a transformers CLIP folder (--clip-weights DIR); "
+    "flicker: VBench temporal flickering, no weights"
+)
+
+
+# ---------------------------------------------------------------------------- frame sinks
+
+
+def _uint8(frames: torch.Tensor):
+    return (frames.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+class VideoFileSink:
+    """Encodes each chunk into a video file as soon as it arrives (PyAV); holds no frames."""
+
+    def __init__(self, path: Path, fps: float, codec: str) -> None:
+        import av
+
+        self.path = Path(path)
+        self.fps = fps
+        self.codec = codec
+        self.frames = 0
+        self._av = av
+        self._container = av.open(str(self.path), mode="w")
+        self._stream = None
+        self._size = None
+
+    def _open_stream(self, height: int, width: int) -> None:
+        from fractions import Fraction
+
+        codec = self.codec
+        if codec not in self._av.codecs_available:
+            log.warning("chunkwise: encoder %s is not in this PyAV build; using mpeg4", codec)
+            codec = "mpeg4"
+        stream = self._container.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1001))
+        # yuv420p (what players expect) needs even sizes: odd sizes gain one replicated row/column.
+        stream.width, stream.height = width + width % 2, height + height % 2
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "18"}
+        self._stream = stream
+        self._size = (height, width)
+
+    def write_chunk(self, index: int, frames: torch.Tensor, **_extra) -> None:
+        import numpy as np
+
+        if self._stream is None:
+            self._open_stream(int(frames.shape[1]), int(frames.shape[2]))
+        if tuple(frames.shape[1:3]) != self._size:
+            raise ChunkwiseError(
+                f"chunk {index} has frames of {list(frames.shape[1:3])}, the video {list(self._size)}; "
+                "every chunk of a video must have the same size"
+            )
+        array = _uint8(frames)
+        h, w = self._size
+        if h % 2 or w % 2:
+            array = np.pad(array, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        for frame in array:
+            video_frame = self._av.VideoFrame.from_ndarray(frame, format="rgb24")
+            for packet in self._stream.encode(video_frame):
+                self._container.mux(packet)
+        self.frames += array.shape[0]
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        if self._stream is not None:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+        self._container.close()
+        self._container = None
+
+
+class PngFolderSink:
+    """Writes each chunk's frames as ``frame_000000.png`` ... into a folder as soon as it arrives."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.frames = 0
+
+    def write_chunk(self, index: int, frames: torch.Tensor, **_extra) -> None:
+        from PIL import Image
+
+        for frame in _uint8(frames):
+            Image.fromarray(frame, mode="RGB").save(self.path / f"frame_{self.frames:06d}.png", compress_level=1)
+            self.frames += 1
+
+    def close(self) -> None:
+        pass
+
+
+def open_sink(out: Path, fps: float):
+    """A video file for a known suffix when PyAV is installed, else a PNG folder (with a note why)."""
+    codec = VIDEO_CODECS.get(out.suffix.lower())
+    if codec is None:
+        if out.suffix:
+            raise ChunkwiseError(
+                f"--out {str(out)!r} has the suffix {out.suffix!r}; expected a video file "
+                f"({', '.join(sorted(VIDEO_CODECS))}) or a folder name without a suffix for PNG frames"
+            )
+        return PngFolderSink(out)
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        folder = out.with_name(out.stem + "_frames")
+        log.warning(
+            "chunkwise: PyAV is not installed, so %s cannot be encoded; writing PNG frames to %s instead "
+            "(pip install av for video files)", out, folder,
+        )
+        return PngFolderSink(folder)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return VideoFileSink(out, fps, codec)
+
+
+# ---------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """One progress bar over every sampler step of the run: tqdm when installed, plain stderr lines otherwise."""
+
+    def __init__(self, quiet: bool = False, stream=None) -> None:
+        self.quiet = quiet
+        self.stream = stream if stream is not None else sys.stderr
+        self.bar = None
+        self._shown = -1
+        if not quiet:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=1, unit="step", desc="chunkwise", file=self.stream, dynamic_ncols=True)
+
+    def update(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.n = done
+            self.bar.refresh()
+            return
+        percent = int(100 * done / max(1, total))
+        if percent != self._shown and (percent % 5 == 0 or done == total):
+            self._shown = percent
+            print(f"chunkwise: {done}/{total} steps ({percent}%)", file=self.stream, flush=True)
+
+    def note(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def load_image(path: str) -> torch.Tensor:
+    """An image file -> one frame ``[1, H, W, 3]`` float in 0..1."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ChunkwiseError(f"--image {str(p)!r} does not exist or is not a file; pass the first frame as PNG/JPEG")
+    try:
+        with Image.open(p) as im:
+            array = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ChunkwiseError(f"--image {str(p)!r} is not an image PIL can read ({exc}); pass a PNG or JPEG") from exc
+    return torch.from_numpy(array.copy()).unsqueeze(0)
+
+
+def load_prompt_embeds(path: str) -> dict:
+    """``--prompt-embeds FILE``: a safetensors file with ``prompt_embeds`` (and ``negative_prompt_embeds``)."""
+    from safetensors.torch import load_file
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ChunkwiseError(f"--prompt-embeds {str(p)!r} does not exist; pass a .safetensors file")
+    tensors = load_file(str(p))
+    if "prompt_embeds" not in tensors:
+        raise ChunkwiseError(
+            f"--prompt-embeds {str(p)!r} holds {sorted(tensors)}; expected 'prompt_embeds' "
+            "(and 'negative_prompt_embeds' for guidance)"
+        )
+    return {k: tensors[k] for k in ("prompt_embeds", "negative_prompt_embeds") if k in tensors}
+
+
+def family_options(family: str, args: argparse.Namespace) -> dict:
+    """Command-line settings -> keyword arguments of the family's denoiser (only those given)."""
+    opts: dict = {}
+    for name, key in (("width", "width"), ("height", "height"), ("frames", "num_frames"), ("fps", "fps")):
+        value = getattr(args, name)
+        if value is not None:
+            opts[key] = value
+    text_given = args.prompt is not None or args.negative_prompt is not None or args.prompt_embeds is not None
+    if family == "svd":
+        if text_given:
+            raise ChunkwiseError(
+                "--prompt/--negative-prompt/--prompt-embeds were given, but Stable Video Diffusion takes no text; "
+                "leave them out (they are for CogVideoX and Wan)"
+            )
+        if args.guidance is not None:
+            opts["max_guidance_scale"] = args.guidance
+        if args.motion_bucket_id is not None:
+            opts["motion_bucket_id"] = args.motion_bucket_id
+        if args.noise_aug_strength is not None:
+            opts["noise_aug_strength"] = args.noise_aug_strength
+        if args.decode_chunk_size is not None:
+            opts["decode_chunk_size"] = args.decode_chunk_size
+        return opts
+    if args.motion_bucket_id is not None or args.noise_aug_strength is not None:
+        raise ChunkwiseError(
+            f"--motion-bucket-id/--noise-aug-strength are Stable Video Diffusion settings, but the model is {family}; "
+            "leave them out"
+        )
+    if args.guidance is not None:
+        opts["guidance_scale"] = args.guidance
+    if args.prompt is not None:
+        opts["prompt"] = args.prompt
+    if args.negative_prompt is not None:
+        opts["negative_prompt"] = args.negative_prompt
+    if args.prompt_embeds is not None:
+        opts.update(load_prompt_embeds(args.prompt_embeds))
+    return opts
+
+
+# ---------------------------------------------------------------------------- scorers
+
+
+def pipeline_clip_encoder(pipe, device=None):
+    """The pipeline's own CLIP image encoder as a scorer encoder (SVD, Wan 2.1).
+
+    Frames are resized (squashed, bicubic, antialiased) to the encoder's input
+    size and normalised with the pipeline's processor mean/std, as SVD's own
+    image conditioning does; the embedding is ``image_embeds`` (projection) or
+    the pooled output.
+    """
+    from ..scorers import CallableEncoder
+    from ..scorers.encoders import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+    encoder = getattr(pipe, "image_encoder", None)
+    if encoder is None:
+        raise ChunkwiseError(
+            f"--scorer clip-pipeline needs a pipeline with a CLIP image encoder, but {type(pipe).__name__} has none "
+            "(CogVideoX and Wan 2.2 have none); use --scorer clip-openclip --clip-model ViT-L-14 --clip-weights FILE, "
+            "or clip-transformers --clip-weights DIR"
+        )
+    processor = getattr(pipe, "feature_extractor", None) or getattr(pipe, "image_processor", None)
+    mean = torch.tensor(getattr(processor, "image_mean", None) or OPENAI_CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(getattr(processor, "image_std", None) or OPENAI_CLIP_STD).view(1, 3, 1, 1)
+    size = int(encoder.config.image_size)
+
+    def embed(batch: torch.Tensor) -> torch.Tensor:
+        param = next(encoder.parameters())
+        x = batch.movedim(-1, 1).float().clamp(0, 1)
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False,
+                                            antialias=True).clamp(0, 1)
+        x = ((x - mean) / std).to(param.device, param.dtype)
+        out = encoder(pixel_values=x)
+        emb = getattr(out, "image_embeds", None)
+        return emb if emb is not None else out.pooler_output
+
+    return CallableEncoder(embed, name=f"pipeline {type(encoder).__name__}")
+
+
+def build_scorer(args: argparse.Namespace, pipe, device=None):
+    from ..scorers import ClipMinCosine, OpenClipEncoder, TemporalFlicker, TransformersEncoder
+
+    name = args.scorer
+    if name == "flicker":
+        return TemporalFlicker()
+    if name == "clip-pipeline":
+        encoder = pipeline_clip_encoder(pipe, device)
+    elif name == "clip-openclip":
+        if args.clip_weights is None:
+            raise ChunkwiseError(
+                "--scorer clip-openclip needs --clip-weights FILE (an open_clip checkpoint, e.g. "
+                "open_clip_model.safetensors of ViT-L-14); random weights would make the scores meaningless"
+            )
+        encoder = OpenClipEncoder(args.clip_model, args.clip_weights, device=device)
+    elif name == "clip-transformers":
+        if args.clip_weights is None:
+            raise ChunkwiseError(
+                "--scorer clip-transformers needs --clip-weights DIR, a local transformers CLIP folder "
+                "(config.json, model.safetensors, preprocessor_config.json)"
+            )
+        encoder = TransformersEncoder(args.clip_weights, device=device)
+    else:  # argparse restricts the choices
+        raise ChunkwiseError(f"unknown scorer {name!r}; expected one of {SCORERS}")
+    return ClipMinCosine(encoder, anchor_weight=args.anchor_weight, frame_stride=args.frame_stride)
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def report_path(out: Path, given: Optional[str]) -> Path:
+    if given:
+        return Path(given).expanduser()
+    return out.with_name((out.stem if out.suffix else out.name) + ".report.json")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .hosts import PIPELINE_FAMILIES, load_denoiser, pipeline_class_name
+
+    # 1. Check every setting and file before loading the model.
+    settings = LoopSettings(
+        chunks=args.chunks,
+        seed=args.seed,
+        drop_first_frame=not args.keep_first_frame,
+        search=SearchSettings(candidates=args.candidates, k=args.k, steps=args.steps, preview_mode=args.preview_mode,
+                              resume=not args.no_resume, enabled=not args.no_search),
+    ).validate()
+    image = load_image(args.image)
+    out = Path(args.out).expanduser()
+    family = PIPELINE_FAMILIES[pipeline_class_name(args.model)]
+    options = family_options(family, args)
+
+    # 2. The model, then the scorer (only when searching).
+    progress = Progress(quiet=args.quiet)
+    progress.note(f"chunkwise: loading {args.model} ({family})")
+    denoiser = load_denoiser(args.model, device=args.device, dtype=args.dtype, offload=args.offload, seed=args.seed,
+                             **options)
+    scorer = build_scorer(args, denoiser.pipe, denoiser.device) if settings.search.searching else None
+    fps = args.fps if args.fps is not None else denoiser.fps
+
+    # 3. The run: chunks stream into the video as they finish.
+    sink = open_sink(out, fps)
+
+    def on_chunk(record, frames) -> None:
+        scores = [c["score"] for c in record.candidates]
+        shown = " ".join("-" if v is None else f"{v:.4f}" for v in scores)
+        progress.note(f"chunk {record.index}: winner {record.chosen} (seed {record.chosen_seed}) of [{shown}]")
+
+    hooks = Hooks(on_progress=progress.update, on_chunk=on_chunk)
+    try:
+        result = run_chunks(denoiser, scorer, image, settings, sink=sink, hooks=hooks)
+    except KeyboardInterrupt as exc:
+        raise InterruptedRun(f"interrupted; the chunks finished so far are in {sink.path}") from exc
+    finally:
+        sink.close()
+        progress.close()
+
+    # 4. The report next to the video.
+    report = dict(result.report)
+    report["run"] = {"host": "diffusers", "model": str(args.model), "pipeline": denoiser.describe(),
+                     "video": str(sink.path), "fps": fps}
+    rpath = report_path(out, args.report)
+    rpath.parent.mkdir(parents=True, exist_ok=True)
+    rpath.write_text(dumps(report), encoding="utf-8")
+    progress.note(summarize(report))
+    progress.note(f"chunkwise: wrote {sink.frames} frames to {sink.path} and the report to {rpath}")
+    return 0
+
+
+def read_report(path: str) -> dict:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ChunkwiseError(f"report {str(p)!r} does not exist; pass the .report.json written by chunkwise generate")
+    try:
+        report = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ChunkwiseError(f"cannot read the report {str(p)!r}: {exc}; expected a {REPORT_FORMAT} JSON file") from exc
+    got = report.get("format") if isinstance(report, dict) else type(report).__name__
+    if got != REPORT_FORMAT:
+        raise ChunkwiseError(f"{str(p)!r} has format {got!r}, expected {REPORT_FORMAT!r}; pass a chunkwise report")
+    return report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    print(summarize(read_report(args.report)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chunkwise",
+        description="Long videos from short image-to-video models, chunk by chunk, with k-step noise search.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,report}")
+
+    g = sub.add_parser("generate", help="generate a long video from one image with a local diffusers I2V model",
+                       description="Generate a long video chunk by chunk from a local diffusers image-to-video folder "
+                                   "(SVD, CogVideoX-I2V, Wan-I2V). Cost per chunk: m*k + s model evaluations.")
+    g.add_argument("--model", required=True, help="local diffusers folder with model_index.json")
+    g.add_argument("--image", required=True, help="the first frame (PNG/JPEG)")
+    g.add_argument("--out", required=True,
+                   help="video file (.mp4, .mkv, .mov, .webm) or a folder name without suffix for PNG frames")
+    g.add_argument("--report", help="report path (default: next to --out, <name>.report.json)")
+    g.add_argument("--chunks", type=int, default=5, help="number of chunks n (default 5)")
+    g.add_argument("--candidates", "-m", type=int, default=4, help="candidate noises per chunk m (default 4)")
+    g.add_argument("--k", type=int, default=8, help="preview steps per candidate (default 8)")
+    g.add_argument("--steps", type=int, default=25, help="full denoising steps s (default 25)")
+    g.add_argument("--seed", type=int, default=0, help="base seed; chunk i candidate j uses seed + i*1000000 + j")
+    g.add_argument("--preview-mode", choices=("short", "truncated"), default="short",
+                   help="short: a complete k-step run per candidate (the paper); truncated: the first k steps of the "
+                        "real schedule, and the winner resumes at step k (m*k + s - k evaluations)")
+    g.add_argument("--no-resume", action="store_true", help="truncated mode: denoise the winner from scratch")
+    g.add_argument("--no-search", action="store_true", help="the naive baseline: one noise per chunk, s steps")
+    g.add_argument("--keep-first-frame", action="store_true",
+                   help="keep every chunk's first frame (a copy of its guide); dropped by default")
+    g.add_argument("--scorer", choices=SCORERS, default="clip-pipeline", help=SCORER_HELP)
+    g.add_argument("--clip-model", default="ViT-L-14", help="open_clip model name or config .json (clip-openclip)")
+    g.add_argument("--clip-weights", help="open_clip weights file (clip-openclip) or transformers folder "
+                                          "(clip-transformers)")
+    g.add_argument("--anchor-weight", type=float, default=0.0,
+                   help="weight of the original image next to the guide in the CLIP score (0 = the paper)")
+    g.add_argument("--frame-stride", type=int, default=1, help="score every n-th preview frame (1 = all)")
+    g.add_argument("--width", type=int, help="frame width (default: the model's own)")
+    g.add_argument("--height", type=int, help="frame height (default: the model's own)")
+    g.add_argument("--frames", type=int, help="frames per chunk (default: the model's own)")
+    g.add_argument("--fps", type=int, help="frame rate (conditioning for SVD, and of the video file)")
+    g.add_argument("--guidance", type=float, help="classifier-free guidance scale (SVD: the maximum)")
+    g.add_argument("--prompt", help="text prompt (CogVideoX, Wan)")
+    g.add_argument("--negative-prompt", help="negative prompt (CogVideoX, Wan)")
+    g.add_argument("--prompt-embeds", help="safetensors file with prompt_embeds / negative_prompt_embeds")
+    g.add_argument("--motion-bucket-id", type=int, help="SVD: amount of motion (default 127)")
+    g.add_argument("--noise-aug-strength", type=float, help="SVD: noise added to the guide (default 0.02)")
+    g.add_argument("--decode-chunk-size", type=int, help="SVD: frames decoded at once (lower: less memory)")
+    g.add_argument("--device", help="torch device (default: the first accelerator, else cpu)")
+    g.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                   help="weights dtype (auto: the family's published dtype on an accelerator, fp32 on cpu)")
+    g.add_argument("--offload", action="store_true", help="diffusers model CPU offload (needs accelerate)")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("report", help="print a readable summary of a search report",
+                       description="Print a readable per-chunk summary of a chunkwise report JSON.")
+    r.add_argument("report", help="the .report.json written by chunkwise generate (or ChunkLoop's report)")
+    r.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO if not getattr(args, "quiet", False) else logging.WARNING,
+                            format="%(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except (ChunkwiseError, InterruptedRun, FileNotFoundError, ImportError) as exc:
+        print(f"chunkwise: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
