@@ -321,3 +321,19 @@ def test_scorer_nodes_are_listed_with_descriptions_and_tooltips():
         assert (schema.description or "").strip(), schema.node_id
         assert all((i.tooltip or "").strip() for i in schema.inputs), schema.node_id
         assert [o.io_type for o in schema.outputs] == ["CHUNKWISE_SCORER"]
+
+
+def test_subject_consistency_on_a_comfy_dinov2_is_the_vbench_formula():
+    import comfy.clip_vision
+
+    # ComfyUI builds DINOv2 for 518 px input (37 x 37 patches) whatever the config says; hidden size 32 keeps it tiny.
+    dino = comfy.clip_vision.ClipVisionModel(str(tiny.DATA / "tiny_dinov2.json"))
+    tiny._randomize(dino.model.named_parameters(), 9)
+    scorer = ChunkwiseScorerSubjectConsistency.execute(dino, use_guide=True, frame_stride=1, batch_size=2)[0]
+    guide, preview = frames(1, seed=1), frames(4, seed=2)
+    [result] = scorer.score(guide, [preview])
+    f = torch.nn.functional.normalize(dino.encode_image(torch.cat([guide, preview])).image_embeds, dim=-1)
+    assert f.shape == (5, 32)  # DINOv2's pooled class token
+    terms = [(max(0.0, float(f[0] @ f[t])) + max(0.0, float(f[t - 1] @ f[t]))) / 2 for t in range(1, 5)]
+    assert result.frame_scores == pytest.approx(terms, abs=1e-5)
+    assert result.score == pytest.approx(sum(terms) / 4, abs=1e-5)
