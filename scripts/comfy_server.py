@@ -1,4 +1,4 @@
-"""Run a real ComfyUI server headless on the CPU, with this pack in custom_nodes/.
+"""Run a real ComfyUI server headless (on the CPU unless told otherwise), with this pack in custom_nodes/.
 
 Library (tests, the demo)::
 
@@ -298,14 +298,20 @@ class ComfyServer:
     def history(self, prompt_id: str) -> Optional[dict]:
         return (self.get(f"/history/{urllib.parse.quote(prompt_id)}") or {}).get(prompt_id)
 
-    def wait(self, prompt_id: str, timeout: float = 600.0, poll: float = 0.25) -> dict:
-        """Wait for a prompt to finish; returns its /history entry or raises with the error messages."""
+    def wait(self, prompt_id: str, timeout: float = 600.0, poll: float = 0.25, check: bool = True) -> dict:
+        """Wait for a prompt to finish; returns its /history entry.
+
+        A failed or interrupted prompt raises :class:`ComfyServerError` with the
+        node's error, unless ``check=False`` (then the entry comes back as is;
+        ``entry["status"]["messages"]`` holds ``execution_error`` /
+        ``execution_interrupted``).
+        """
         deadline = time.monotonic() + timeout
         while True:
             entry = self.history(prompt_id)
             if entry is not None and entry.get("status", {}).get("completed") is not None:
                 status = entry["status"]
-                if status.get("status_str") != "success" or not status.get("completed"):
+                if check and (status.get("status_str") != "success" or not status.get("completed")):
                     detail = format_messages(status.get("messages")) or json.dumps(status)[:2000]
                     raise ComfyServerError(f"prompt {prompt_id} failed:\n{detail}")
                 return entry
@@ -319,9 +325,9 @@ class ComfyServer:
                                        f"{self.log_tail(20)}")
             time.sleep(poll)
 
-    def run(self, prompt: dict, timeout: float = 600.0) -> dict:
+    def run(self, prompt: dict, timeout: float = 600.0, check: bool = True) -> dict:
         """queue() then wait()."""
-        return self.wait(self.queue(prompt), timeout=timeout)
+        return self.wait(self.queue(prompt), timeout=timeout, check=check)
 
     def interrupt(self, prompt_id: Optional[str] = None) -> None:
         self.post("/interrupt", {"prompt_id": prompt_id} if prompt_id else {})

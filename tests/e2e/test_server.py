@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
-from chunkwise.tests.e2e.tiny_prompts import TESTPACK_NAME, WORKFLOWS
+import pytest
+from chunkwise.scripts.comfy_server import ComfyServerError
+from chunkwise.tests.e2e.tiny_prompts import TESTPACK_NAME, WORKFLOWS, node_id
 
 PACK_NODES = [
     "ChunkwiseNoiseCandidates",
@@ -38,21 +41,21 @@ def test_no_custom_node_import_failed(server):
 def test_object_info_lists_every_node(object_info):
     missing = [n for n in PACK_NODES if n not in object_info]
     assert not missing, f"/object_info lacks {missing}"
-    for node_id, display in DISPLAY_NAMES.items():
-        assert object_info[node_id]["display_name"] == display
-        assert object_info[node_id]["description"], f"{node_id} has no description"
+    for kind, display in DISPLAY_NAMES.items():
+        assert object_info[kind]["display_name"] == display
+        assert object_info[kind]["description"], f"{kind} has no description"
 
 
 def test_every_pack_input_has_a_tooltip(object_info):
     bare = []
-    for node_id, info in object_info.items():
+    for kind, info in object_info.items():
         if info.get("python_module") != "custom_nodes.chunkwise":
             continue
         for group in ("required", "optional"):
             for name, spec in (info["input"].get(group) or {}).items():
                 options = spec[1] if len(spec) > 1 else {}
                 if not options.get("tooltip"):
-                    bare.append(f"{node_id}.{name}")
+                    bare.append(f"{kind}.{name}")
     assert not bare, f"inputs without a tooltip: {bare}"
 
 
@@ -64,3 +67,32 @@ def test_workflow_templates_lists_the_bundled_workflows(server):
         if isinstance(served, (bytes, str)):
             served = json.loads(served)
         assert served["version"] == 0.4 and served["nodes"], name
+
+
+def test_refused_prompt_names_the_node_and_the_value(server, tiny_prompt):
+    with pytest.raises(ComfyServerError) as err:
+        server.queue(tiny_prompt("chunkwise_wan21_i2v_long_video", chunks=0))
+    assert "ChunkwiseChunkLoop" in str(err.value) and "got 0" in str(err.value)
+
+
+def test_failed_prompt_raises_the_nodes_error(server, tiny_prompt):
+    with pytest.raises(ComfyServerError) as err:
+        server.run(tiny_prompt("chunkwise_wan21_i2v_long_video", wan_length=6), timeout=300)
+    message = str(err.value)
+    assert "ChunkwiseI2VWan" in message and "got 6" in message and "4*n + 1" in message
+
+
+def test_interrupt_stops_a_running_prompt(server, tiny_prompt):
+    prompt = tiny_prompt("chunkwise_wan21_i2v_long_video", chunks=50, seed=99)
+    prompt_id = server.queue(prompt)
+    deadline = time.monotonic() + 60
+    while not server.get("/queue")["queue_running"]:
+        assert time.monotonic() < deadline, "the prompt never started"
+        time.sleep(0.1)
+    server.interrupt(prompt_id)
+    entry = server.wait(prompt_id, timeout=120, check=False)
+    events = [event for event, _ in entry["status"]["messages"]]
+    assert entry["status"]["status_str"] == "error" and "execution_interrupted" in events, events
+    assert node_id(prompt, "ChunkwiseTestSaveTensor") not in entry["outputs"]
+    with pytest.raises(ComfyServerError, match="interrupted"):
+        server.wait(prompt_id, timeout=5)

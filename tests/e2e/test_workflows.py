@@ -106,3 +106,23 @@ def test_workflow_files_are_current(object_info):
     stale = [str(path.relative_to(ROOT)) for path, text in mw.render(object_info).items()
              if not path.is_file() or path.read_text() != text]
     assert not stale, f"regenerate with `python scripts/make_workflows.py`: {stale}"
+
+
+def test_widget_layout_matches_the_editors_own_saved_templates(object_info):
+    """The widget layout rule used above reproduces every stock template the editor saved (if installed)."""
+    templates = pytest.importorskip("comfyui_workflow_templates_media_video")
+    files = sorted(Path(templates.__file__).parent.glob("templates/*.json"))
+    checked = 0
+    for path in files:
+        data = json.loads(path.read_text())
+        nodes = list(data.get("nodes", []))
+        for sub in data.get("definitions", {}).get("subgraphs", []):
+            nodes.extend(sub.get("nodes", []))
+        for node in nodes:
+            if node.get("type") not in object_info or not isinstance(node.get("widgets_values"), list):
+                continue
+            inputs = mw.node_inputs(object_info[node["type"]])
+            expected = sum(1 + len(i.extra_widget_values("fixed")) for i in inputs if i.is_widget)
+            assert len(node["widgets_values"]) == expected, (path.name, node["type"], node["widgets_values"])
+            checked += 1
+    assert checked > 100, f"only {checked} stock nodes checked in {len(files)} templates"
