@@ -23,6 +23,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$DEPS_HASH" ]; then
   "$VPY" -m pip install -q $TORCH 2>&1 | grep -v "is ignored" || true
   "$VPY" -m pip install -q "pytest>=8" "ruff>=0.6" "numpy>=1.25" "pillow>=9" "safetensors>=0.4.2" \
     "open_clip_torch>=2.24" "diffusers>=0.32" "accelerate>=0.30" 2>&1 | grep -v "is ignored" || true
+  "$VPY" -m pip install -q --no-deps -e . 2>&1 | grep -v "is ignored" || true  # package chunkwise + the chunkwise command
   "$VPY" -c "import torch, torchvision" >/dev/null
   echo "$DEPS_HASH" > "$STAMP"
 fi

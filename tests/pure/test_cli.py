@@ -169,3 +169,23 @@ def test_module_entry_points_print_help(module):
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "--candidates" in done.stdout and "--preview-mode" in done.stdout and "--scorer" in done.stdout
+
+
+def test_the_install_provides_every_package_and_the_chunkwise_command():
+    import importlib
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    assert config["tool"]["setuptools"]["package-dir"] == {"chunkwise": "."}
+    listed = set(config["tool"]["setuptools"]["packages"])
+    shipped = {"chunkwise"} | {
+        "chunkwise." + ".".join(p.parent.relative_to(root).parts)
+        for p in root.rglob("__init__.py")
+        if p.parent != root and p.relative_to(root).parts[0] not in ("tests", ".cache", ".venv", "output", "build")
+    }
+    assert listed == shipped, f"pyproject packages {sorted(listed)} != package folders {sorted(shipped)}"
+    module, func = config["project"]["scripts"]["chunkwise"].split(":")
+    assert getattr(importlib.import_module(module), func) is main
