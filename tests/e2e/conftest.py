@@ -8,10 +8,12 @@ Fixtures (a stable interface other tier-3 tests build on):
 
 - ``server``: a started :class:`ComfyServer` -- ``queue(prompt) -> prompt_id``,
   ``wait(prompt_id, timeout) -> history entry`` (raises with the node's error
-  when the prompt fails), ``run(prompt, timeout)``, ``interrupt()``, ``free()``
-  (drop the executor's caches so an identical prompt runs again),
-  ``base_dir``, ``dir("output")``, ``output_path(item)``, ``object_info()``,
-  ``log_text()``, ``import_failures()``.
+  when the prompt fails or is interrupted; ``check=False`` returns the entry
+  anyway), ``run(prompt, timeout, check=True)``, ``interrupt(prompt_id=None)``,
+  ``free()`` (drop the executor's caches so an identical prompt runs again),
+  ``wait_idle()``, ``base_dir``, ``dir("output")``, ``output_path(item)``,
+  ``object_info()``, ``get(path)``/``post(path, body)``, ``log_text()``,
+  ``import_failures()``.
 - ``tiny_prompt``: :func:`chunkwise.tests.e2e.tiny_prompts.tiny_prompt`, which
   builds a bundled API workflow with tiny models, e.g.
   ``tiny_prompt("chunkwise_svd_long_video", chunks=3, seed=1)``.
