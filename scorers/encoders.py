@@ -338,7 +338,9 @@ class TransformersEncoder(ImageEncoder):
     ``CLIPVisionModelWithProjection`` and give ``image_embeds``; DINOv2 folders
     (``dinov2``) load as ``Dinov2Model`` and give the pooled class token.
     Weights are read by transformers (``model.safetensors``, or ``.bin`` with
-    ``weights_only``).
+    ``weights_only``); a full CLIP folder's text tower is skipped, and a folder
+    that lacks some of the model's weights (a ``CLIPVisionModel`` folder has no
+    projection) is refused rather than run with random ones.
 
     Preprocessing is the folder's own image processor
     (``preprocessor_config.json`` via ``AutoImageProcessor``): for CLIP,
@@ -379,8 +381,21 @@ class TransformersEncoder(ImageEncoder):
                 f"{str(folder)!r} holds a {model_type!r} model; expected a CLIP vision ('clip_vision_model', "
                 "'clip') or DINOv2 ('dinov2') folder"
             )
-        # 2. Load it locally.
-        model = model_cls.from_pretrained(str(folder), local_files_only=True)
+        # 2. Load it locally. A full CLIP folder keeps projection_dim at the top level of its config, where
+        #    CLIPVisionConfig does not look: hand it over, or the projection would be re-initialised.
+        kwargs = {}
+        if model_type == "clip":
+            full = transformers.CLIPConfig.from_pretrained(str(folder), local_files_only=True)
+            vision = full.vision_config
+            vision.projection_dim = full.projection_dim
+            kwargs["config"] = vision
+        model, info = model_cls.from_pretrained(str(folder), local_files_only=True, output_loading_info=True, **kwargs)
+        missing = sorted(info.get("missing_keys") or [])
+        if missing:
+            raise ChunkwiseError(
+                f"{str(folder)!r} lacks {len(missing)} weights of its {model_cls.__name__} (e.g. {missing[:3]}), "
+                "which would be random; use the complete model folder (model.safetensors or pytorch_model.bin)"
+            )
         model.eval().requires_grad_(False)
         model.to(device=device or "cpu", dtype=dtype or torch.float32)
         self.model = model

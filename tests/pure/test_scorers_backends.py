@@ -245,6 +245,36 @@ def test_transformers_folder_without_processor_falls_back_to_clip_preprocessing(
     assert torch.allclose(enc.encode(frames), TransformersEncoder(folder).encode(frames), atol=1e-4)
 
 
+def test_transformers_full_clip_folder_keeps_its_projection(tmp_path):
+    # A full CLIP folder (openai/clip-vit-large-patch14 style) has projection_dim at the top of its config.
+    text = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=64)
+    text.update(bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    vision = {k: v for k, v in TINY_CLIP_VISION.items() if k != "projection_dim"}
+    cfg = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=24)
+    torch.manual_seed(3)
+    full = transformers.CLIPModel(cfg).eval()
+    full.save_pretrained(str(tmp_path / "clip"))
+    enc = TransformersEncoder(tmp_path / "clip")
+    frames = smooth_frames(2, 28, 28, seed=6)
+    emb = enc.encode(frames)
+    assert emb.shape == (2, 24)
+    pixels = enc.processor(images=frames.movedim(-1, 1), return_tensors="pt", do_rescale=False)["pixel_values"]
+    with torch.no_grad():
+        out = full.get_image_features(pixel_values=pixels)
+    reference = torch.nn.functional.normalize(getattr(out, "pooler_output", out), dim=-1)
+    assert torch.allclose(emb, reference, atol=1e-5)
+
+
+def test_transformers_folder_missing_weights_is_refused(tmp_path):
+    # A CLIPVisionModel folder has no visual projection: loaded as WithProjection it would be random.
+    torch.manual_seed(4)
+    transformers.CLIPVisionModel(transformers.CLIPVisionConfig(**TINY_CLIP_VISION)).save_pretrained(str(tmp_path / "m"))
+    with pytest.raises(
+        ChunkwiseError, match=r"lacks 1 weights of its CLIPVisionModelWithProjection.*visual_projection"
+    ):
+        TransformersEncoder(tmp_path / "m")
+
+
 def test_transformers_dinov2_folder_gives_pooled_features(tmp_path):
     cfg = transformers.Dinov2Config(
         hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=28, patch_size=14
