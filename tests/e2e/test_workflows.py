@@ -126,3 +126,26 @@ def test_widget_layout_matches_the_editors_own_saved_templates(object_info):
             assert len(node["widgets_values"]) == expected, (path.name, node["type"], node["widgets_values"])
             checked += 1
     assert checked > 100, f"only {checked} stock nodes checked in {len(files)} templates"
+
+
+def test_generator_rejects_graphs_that_would_not_load(object_info):
+    # A CLIP_VISION output into a MODEL input.
+    g = mw.Graph("bad_link", "")
+    ckpt = g.add("ImageOnlyCheckpointLoader", widgets={"ckpt_name": "svd_xt.safetensors"})
+    g.add("VideoLinearCFGGuidance", model=ckpt[1])
+    with pytest.raises(mw.WorkflowError, match="CLIP_VISION.*MODEL"):
+        mw.build_ui(g, object_info)
+    # A widget the node does not have.
+    g = mw.Graph("bad_widget", "")
+    g.add("ChunkwiseNoiseCandidates", widgets={"candidates": 4})
+    with pytest.raises(mw.WorkflowError, match="no input 'candidates'"):
+        mw.build_api(g, object_info)
+    # A required socket left unconnected, and a combo value that is not an option.
+    g = mw.Graph("unconnected", "")
+    g.add("ChunkwiseNoiseCandidates", widgets={"count": 2})
+    with pytest.raises(mw.WorkflowError, match="needs its input 'latent'"):
+        mw.build_ui(g, object_info)
+    g = mw.Graph("bad_combo", "")
+    g.add("CLIPLoader", widgets={"clip_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "type": "sideways"})
+    with pytest.raises(mw.WorkflowError, match="'sideways' is not one of"):
+        mw.build_api(g, object_info)
