@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from ..errors import ChunkwiseError
 from .base import DiffusersCond, DiffusersDenoiser, ResumeState, require_diffusers
@@ -133,6 +133,17 @@ def _dtype_keyword() -> str:
     return "dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
 
 
+def pipeline_bytes(pipe) -> int:
+    """Bytes of every torch module's parameters and buffers in a pipeline."""
+    import torch
+
+    total = 0
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            total += sum(t.numel() * t.element_size() for t in (*component.parameters(), *component.buffers()))
+    return total
+
+
 def from_pipeline(pipe, **options) -> DiffusersDenoiser:
     """Wrap an already loaded diffusers pipeline; ``options`` go to the family's denoiser."""
     name = type(pipe).__name__
@@ -155,6 +166,7 @@ def load_denoiser(
     device: Any = None,
     dtype: Any = None,
     offload: bool = False,
+    before_move: Optional[Callable[[int], None]] = None,
     **options,
 ) -> DiffusersDenoiser:
     """Load a local diffusers I2V folder (``local_files_only``) and wrap it as a search denoiser.
@@ -162,7 +174,8 @@ def load_denoiser(
     ``device`` defaults to the first accelerator; ``dtype`` ("auto", "fp32",
     "fp16", "bf16") to the family's published dtype there, float32 on the CPU.
     ``offload`` uses diffusers' model CPU offload (needs accelerate) instead of
-    moving everything to the device. Other ``options`` (width, height,
+    moving everything to the device. ``before_move(nbytes)`` runs before the
+    weights go to the device (hosts free that much memory there). Other ``options`` (width, height,
     num_frames, prompt, guidance ...) go to the family's denoiser.
     """
     class_name = pipeline_class_name(model_dir)
@@ -187,6 +200,8 @@ def load_denoiser(
     if offload:
         pipe.enable_model_cpu_offload(device=device)
     else:
+        if before_move is not None and device.type != "cpu":
+            before_move(pipeline_bytes(pipe))
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return _denoiser_class(family)(pipe, device=None if offload else device, **options)
@@ -201,6 +216,7 @@ __all__ = [
     "default_device",
     "from_pipeline",
     "load_denoiser",
+    "pipeline_bytes",
     "pipeline_class_name",
     "require_diffusers",
     "resolve_dtype",

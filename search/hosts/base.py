@@ -143,6 +143,13 @@ class DiffusersDenoiser:
             torch.randn(shape, generator=generator, dtype=dtype, device="cpu")
         return generator
 
+    def _park_text_encoder(self) -> None:
+        """Text is encoded once per run: the text encoder (T5/umT5, billions of parameters) then leaves the
+        accelerator. Under model CPU offload (no fixed device) diffusers' hooks already do this."""
+        encoder = getattr(self.pipe, "text_encoder", None)
+        if encoder is not None and self._device is not None:
+            encoder.to("cpu")
+
     def _fresh_scheduler(self, steps: int):
         scheduler = copy.deepcopy(self.pipe.scheduler)
         self._set_timesteps(scheduler, steps)

@@ -77,6 +77,7 @@ class CogVideoXDenoiser(DiffusersDenoiser):
             self._text_cache = encode_text(self.pipe, self.family, self.do_cfg, self.device, self._text,
                                            max_sequence_length=self.max_sequence_length,
                                            dtype=self.pipe.transformer.dtype)
+            self._park_text_encoder()
         return self._text_cache
 
     @torch.no_grad()

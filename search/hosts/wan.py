@@ -74,6 +74,7 @@ class WanDenoiser(DiffusersDenoiser):
         if self._text_cache is None:
             self._text_cache = encode_text(self.pipe, self.family, self.do_cfg, self.device, self._text,
                                            max_sequence_length=self.max_sequence_length, dtype=self._model.dtype)
+            self._park_text_encoder()
         return self._text_cache
 
     @torch.no_grad()
