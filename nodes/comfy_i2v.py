@@ -29,6 +29,7 @@ import comfy.samplers
 import comfy.utils
 import torch
 
+from ..search.adaptive import frame_indices
 from ..search.errors import ChunkwiseError, check_image
 from ..search.protocols import SampleResult, StepCallback
 
@@ -227,6 +228,10 @@ class SVDFamily:
     """
 
     name = "SVD"
+    batches_candidates = False
+    """Candidates cannot share a sampler call: the latent's batch dimension is the chunk's frames
+    (the SVD UNet reads ``num_video_frames`` from the batch size), so stacking candidates would
+    need a UNet wrapper that splits them; ``sample_batch`` samples them one after another."""
 
     def __init__(
         self,
@@ -300,6 +305,8 @@ class WanFamily:
     """
 
     name = "Wan I2V"
+    batches_candidates = True
+    """Candidates stack along the latent's batch dimension; the conditioning is repeated to it."""
 
     def __init__(self, positive, negative, width: int, height: int, length: int, clip_vision=None) -> None:
         if not positive or not negative:
@@ -407,6 +414,10 @@ class ComfyI2V:
         self.scheduler = scheduler
         self.cfg = float(cfg)
         self._warned_resume = False
+        self.frames_decoded = 0
+        """Frames the VAE decoded (chunks and previews); approximate previews add none."""
+        self.batch_limit: Optional[int] = None
+        """Largest candidate batch that fit in memory so far (None: no out-of-memory yet)."""
 
     @property
     def nfe(self) -> int:
@@ -553,8 +564,193 @@ class ComfyI2V:
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         frames = decode(self.vae, latent)
+        self.frames_decoded += int(frames.shape[0])
         comfy.model_management.soft_empty_cache()
         return frames
+
+    def preview_decode(self, latent: torch.Tensor, *, stride: int = 1, approximate: bool = False) -> torch.Tensor:
+        """Frames to score a preview on: every ``stride``-th frame plus the last, optionally approximate.
+
+        With a per-frame latent (``[T, C, h, w]``: SVD, batch = frames) only
+        the chosen latent frames go through the VAE. A video VAE
+        (``[B, C, t, h, w]``: Wan) decodes the whole clip and the frames are
+        picked afterwards, since its temporal layers need every latent frame;
+        :attr:`frames_decoded` counts what the VAE really decoded.
+        ``approximate`` skips the VAE: see :meth:`approximate_decode`.
+        """
+        if approximate:
+            frames = self.approximate_decode(latent)
+            return frames[frame_indices(frames.shape[0], stride)]
+        if stride <= 1:
+            return self.decode(latent)
+        if latent.ndim == 4:
+            return self.decode(latent[frame_indices(latent.shape[0], stride)])
+        frames = self.decode(latent)
+        return frames[frame_indices(frames.shape[0], stride)]
+
+    def approximate_decode(self, latent: torch.Tensor, *, upscale: bool = True) -> torch.Tensor:
+        """A cheap preview without the VAE: ComfyUI's linear latent-to-RGB factors.
+
+        The same projection as ComfyUI's ``Latent2RGB`` sampler previews
+        (``latent_format.latent_rgb_factors`` and ``latent_rgb_factors_bias``, on
+        the model-space latent), mapped from -1..1 to 0..1 and, with
+        ``upscale``, resized (bilinear) to the VAE's output size, else left at
+        the latent's size (as ComfyUI's previews are). One frame per latent frame: a Wan
+        latent of ``(L - 1) / 4 + 1`` frames gives that many images, not L.
+        """
+        inner = self.model.model
+        fmt = inner.latent_format
+        if getattr(fmt, "latent_rgb_factors", None) is None:
+            raise ChunkwiseError(
+                f"the model's latent format {type(fmt).__name__} has no latent_rgb_factors, so no approximate "
+                "preview can be made; use preview_decode='vae'"
+            )
+        x = inner.process_latent_in(latent.to("cpu", torch.float32))
+        if getattr(fmt, "latent_rgb_factors_reshape", None) is not None:
+            x = fmt.latent_rgb_factors_reshape(x)
+        if x.ndim == 5:  # [B, C, t, h, w] -> [B * t, C, h, w]
+            x = x.movedim(2, 1).reshape((-1,) + tuple(x.shape[1:2]) + tuple(x.shape[-2:]))
+        factors = torch.tensor(fmt.latent_rgb_factors, dtype=torch.float32).transpose(0, 1)
+        bias = getattr(fmt, "latent_rgb_factors_bias", None)
+        bias = torch.tensor(bias, dtype=torch.float32) if bias is not None else None
+        rgb = torch.nn.functional.linear(x.movedim(1, -1), factors, bias=bias)  # [N, h, w, 3]
+        if not upscale:
+            return ((rgb + 1.0) / 2.0).clamp(0.0, 1.0)
+        scale = int(self.vae.spacial_compression_decode())
+        size = (latent.shape[-2] * scale, latent.shape[-1] * scale)
+        rgb = torch.nn.functional.interpolate(rgb.movedim(-1, 1), size=size, mode="bilinear", align_corners=False)
+        return ((rgb.movedim(1, -1) + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    # 4. Batched candidates -----------------------------------------------
+
+    def sample_batch(
+        self,
+        cond: ComfyCond,
+        noises: list[torch.Tensor],
+        *,
+        steps: int,
+        start_step: int = 0,
+        end_step: Optional[int] = None,
+        resumes: Optional[list[SampleResult]] = None,
+        callback: Optional[StepCallback] = None,
+        seeds: Optional[list[int]] = None,
+    ) -> list[SampleResult]:
+        """:meth:`sample` for several candidates, stacked along the batch dimension where the family allows.
+
+        Results equal sequential :meth:`sample` calls to float tolerance (the
+        batched kernels may round differently). Falls back to one call per
+        candidate for families whose batch dimension is taken (SVD: frames)
+        and for samplers that draw noise while sampling (one seed per call).
+        On out-of-memory the batch is halved and retried, down to single
+        candidates; the size that fit is kept in :attr:`batch_limit` for later
+        calls. NFE counts per candidate, as sequential calls would.
+        """
+        count = len(noises)
+        seeds = list(seeds) if seeds is not None else [noise_seed(n) for n in noises]
+        resumes = list(resumes) if resumes is not None else [None] * count
+        if len(seeds) != count or len(resumes) != count:
+            raise ChunkwiseError(
+                f"sample_batch needs one seed and one resume (or None) per noise, got {count} noises, "
+                f"{len(seeds)} seeds and {len(resumes)} resumes"
+            )
+        if count == 0:
+            return []
+        if not self.can_batch():
+            return [
+                self.sample(cond, n, steps=steps, start_step=start_step, end_step=end_step, resume=r,
+                            callback=callback, seed=s)
+                for n, r, s in zip(noises, resumes, seeds, strict=True)
+            ]
+        results: list[SampleResult] = []
+        i = 0
+        while i < count:
+            size = min(count - i, self.batch_limit or count)
+            before = self._counter.count
+            try:
+                results += self._sample_stacked(
+                    cond, noises[i : i + size], resumes[i : i + size], steps=steps, start_step=start_step,
+                    end_step=end_step, callback=callback, seed=seeds[i],
+                )
+            except Exception as error:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+                if not is_out_of_memory(error) or size == 1:
+                    raise
+                self._counter.count = before
+                self.batch_limit = max(1, size // 2)
+                log.warning(
+                    "chunkwise: out of memory sampling %d candidates in one batch; retrying with batches of %d",
+                    size, self.batch_limit,
+                )
+                comfy.model_management.soft_empty_cache()
+                continue
+            i += size
+        return results
+
+    def can_batch(self) -> bool:
+        """Whether candidates can share one sampler call with this family and sampler."""
+        return bool(getattr(self.family, "batches_candidates", False)) and not draws_noise(self.sampler_name)
+
+    def _sample_stacked(self, cond, noises, resumes, *, steps, start_step, end_step, callback, seed):
+        if len(noises) == 1:
+            return [self.sample(cond, noises[0], steps=steps, start_step=start_step, end_step=end_step,
+                                resume=resumes[0], callback=callback, seed=seed)]
+        size = len(noises)
+        latent = dict(cond.latent)
+        latent["samples"] = cond.latent["samples"].repeat((size,) + (1,) * (cond.latent["samples"].ndim - 1))
+        resumed = [r is not None for r in resumes]
+        if any(resumed) and not all(resumed):
+            raise ChunkwiseError("sample_batch needs resumes for all candidates of a batch or for none")
+        if all(resumed):
+            # Each candidate gets exactly what sample() would: its corrected noise or its own state.
+            one = ComfyCond(cond.positive, cond.negative, cond.latent)
+            staged = [self._resume_input(one, r, n, steps, start_step) for n, r in zip(noises, resumes, strict=True)]
+            noise = torch.cat([n for n, _ in staged])
+            resume_latent = torch.cat([x for _, x in staged]) if staged[0][1] is not None else None
+        else:
+            noise, resume_latent = torch.cat(noises), None
+        end = steps if end_step is None else end_step
+        before = self._counter.count
+        self._counter.new_window()
+        out, x0 = sample_window(
+            self.model, noise, cond.positive, cond.negative, latent, steps=steps, cfg=self.cfg,
+            sampler_name=self.sampler_name, scheduler=self.scheduler, start_step=start_step, end_step=end,
+            resume_latent=resume_latent, callback=callback, seed=seed,
+        )
+        # One batched evaluation did the work of ``size``: count it per candidate.
+        self._counter.count = before + (self._counter.count - before) * size
+        comfy.model_management.soft_empty_cache()
+        finished = end >= steps
+        return [
+            SampleResult(latent=out[b : b + 1], x0=out[b : b + 1] if finished else x0[b : b + 1], steps=steps,
+                         start_step=start_step, end_step=end)
+            for b in range(size)
+        ]
+
+    def _resume_input(self, cond, resume, noise, steps, start_step):
+        if resume.steps != steps or resume.end_step != start_step:
+            raise ChunkwiseError(
+                f"resume must come from the same {steps}-step schedule and end at step {start_step}, got a result "
+                f"of a {resume.steps}-step schedule ending at step {resume.end_step}; resume the matching preview"
+            )
+        if "noise_mask" in cond.latent:
+            return self.corrected_noise(cond, resume, noise), None
+        return torch.zeros_like(resume.latent, device="cpu"), resume.latent
+
+
+NOISE_DRAWING_SAMPLERS = frozenset({"ddpm", "lcm", "er_sde", "seeds_2", "seeds_3", "sa_solver", "sa_solver_pece",
+                                    "restart"})
+
+
+def draws_noise(sampler_name: str) -> bool:
+    """Samplers that draw noise while sampling (one seed per call), so candidates cannot share a call."""
+    return "ancestral" in sampler_name or "sde" in sampler_name or sampler_name in NOISE_DRAWING_SAMPLERS
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch's out-of-memory error, or the one ComfyUI's model management names for this device."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    oom = getattr(comfy.model_management, "OOM_EXCEPTION", None)
+    return oom is not None and oom is not Exception and isinstance(error, oom)
 
 
 __all__ = [
@@ -565,6 +761,8 @@ __all__ = [
     "WanFamily",
     "count_nfe",
     "decode",
+    "draws_noise",
+    "is_out_of_memory",
     "noise_seed",
     "sample_window",
 ]
