@@ -3,19 +3,33 @@
 It loops internally (not by graph expansion, whose per-iteration outputs stay
 cached until the prompt ends), so it shows exact progress, stops cleanly on
 Cancel between candidates and chunks, and holds only what the next chunk needs.
+
+
+Long runs lose nothing: with a ``run_name`` every finished chunk is streamed to
+``<output>/chunkwise/<run_name>/`` (PNG frames, the exact float guide frame and
+an atomic ``state.json``, see ``search/sinks.py``); queueing the same run again
+skips the finished chunks and gives a bit-identical video.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from pathlib import Path
 
 import comfy.model_management
-from comfy_api.latest import io, ui
+import folder_paths
+import torch
+from comfy_api.latest import io
 
+from ..search.colour import COLOUR_METHODS
 from ..search.engine import LoopSettings, SearchSettings, run_chunks
 from ..search.errors import ChunkwiseError
 from ..search.noise import SEED_MODULUS
+from ..search.protocols import MemorySink
 from ..search.report import dumps, summarize
+from ..search.sinks import DiskSink, check_run_name
 from .chunk_nodes import MODES
 from .plot import score_plot
 from .plumbing import comfy_hooks, resolve_scorer
@@ -24,6 +38,97 @@ from .types import I2V, SCORER
 log = logging.getLogger("chunkwise")
 
 MODE_TO_ENGINE = {"short schedule": "short", "truncated": "truncated"}
+RETURN_FRAMES = ["all frames", "last chunk + overview"]
+ON_EXISTING = {"resume": "resume", "new run": "new", "error": "error"}
+RUNS_SUBFOLDER = "chunkwise"
+OVERVIEW_SIZE = 256
+
+
+def runs_directory() -> Path:
+    """Where run folders live: ``<ComfyUI output>/chunkwise``."""
+    return Path(folder_paths.get_output_directory()) / RUNS_SUBFOLDER
+
+
+def as_one_rgb_image(image) -> torch.Tensor:
+    """The input IMAGE as one RGB frame ``[1, H, W, 3]`` (the documented input policy).
+
+    A batch of several images: the first is used, with a logged warning (a
+    video or batch wired in by mistake still starts from its first frame).
+    One channel (grayscale) is repeated to RGB; two channels (grayscale +
+    alpha) use the gray; four (RGBA) drop alpha. Other shapes are refused.
+    """
+    if not isinstance(image, torch.Tensor) or image.ndim not in (3, 4):
+        shape = list(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ChunkwiseError(
+            f"image must be an IMAGE [1, H, W, 3], got {shape}; connect a LoadImage (or any IMAGE) output"
+        )
+    if image.ndim == 3:
+        image = image.unsqueeze(0)
+    if image.shape[0] > 1:
+        log.warning("chunkwise: image is a batch of %d; using the first image as the start frame", image.shape[0])
+        image = image[:1]
+    channels = image.shape[-1]
+    if channels == 1:
+        image = image.repeat(1, 1, 1, 3)
+    elif channels == 2:
+        image = image[..., :1].repeat(1, 1, 1, 3)
+    elif channels == 4:
+        image = image[..., :3]
+    elif channels != 3:
+        raise ChunkwiseError(
+            f"image must have 1 (gray), 3 (RGB) or 4 (RGBA) channels, got {channels} (shape {list(image.shape)}); "
+            "convert it to RGB first"
+        )
+    return image
+
+
+def _digest_module(obj, h) -> bool:
+    """Feed a sample of a model's weights (names, shapes and the first values) into ``h``."""
+    for attr in ("model", "first_stage_model", "diffusion_model", "transformer", "unet"):
+        inner = getattr(obj, attr, None)
+        if isinstance(inner, torch.nn.Module):
+            obj = inner
+            break
+    if not isinstance(obj, torch.nn.Module):
+        return False
+    params = list(obj.state_dict().items())
+    h.update(f"{type(obj).__name__}|{len(params)}".encode())
+    for name, t in params[:3] + params[-3:]:
+        sample = t.detach().flatten()[:256].to("cpu", torch.float32)
+        h.update(f"{name}{list(t.shape)}{t.dtype}".encode())
+        h.update(sample.numpy().tobytes())
+    return True
+
+
+def binding_fingerprint(i2v) -> dict:
+    """Facts about the bound model that change the frames but not its settings text: a sample of
+    the model's and VAE's weights and the text conditioning. Best effort: a part that cannot be
+    read is named as unknown (then only the settings protect a resumed run)."""
+    out = {}
+    family = getattr(i2v, "family", None)
+    parts = {
+        "model": getattr(i2v, "model", None),
+        "vae": getattr(i2v, "vae", None),
+        "clip_vision": getattr(family, "clip_vision", None),
+    }
+    for key, obj in parts.items():
+        if obj is None:
+            continue
+        h = hashlib.sha256()
+        try:
+            out[key] = h.hexdigest()[:16] if _digest_module(obj, h) else type(obj).__name__
+        except Exception as e:  # a model we cannot read must not stop the run: it only weakens the check
+            log.warning("chunkwise: could not fingerprint the %s (%s); resume checks only the settings", key, e)
+            out[key] = "unknown"
+    for key in ("positive", "negative"):
+        cond = getattr(family, key, None)
+        if isinstance(cond, list):
+            h = hashlib.sha256()
+            for item in cond:
+                if item and isinstance(item[0], torch.Tensor):
+                    h.update(item[0].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+            out[key] = h.hexdigest()[:16]
+    return out
 
 
 def binding_steps(i2v) -> int:
@@ -49,7 +154,10 @@ class ChunkLoop(io.ComfyNode):
                         "Cost per chunk: m*k + s model evaluations (m*k + s - k when truncated previews resume).",
             inputs=[
                 I2V.Input("i2v", tooltip="An I2V Model node: the model bound to its conditioning and sampler settings."),
-                io.Image.Input("image", tooltip="The first frame of the video (one image)."),
+                io.Image.Input("image", tooltip="The first frame of the video (one image). A batch: the first "
+                                                "image is used (with a warning). Grayscale is repeated to RGB, "
+                                                "RGBA loses its alpha. Any size: the binding's stock conditioning "
+                                                "node resizes and center-crops it to the binding's width x height."),
                 io.Int.Input("chunks", default=5, min=1, max=1000,
                              tooltip="Chunks (n). The video has about n x frames-per-chunk frames; every chunk "
                                      "costs one full sampling run plus the search."),
@@ -73,48 +181,115 @@ class ChunkLoop(io.ComfyNode):
                 io.ClipVision.Input("clip_vision", optional=True,
                                     tooltip="CLIP vision encoder for the paper's min-cosine score (e.g. clip_vision_h)."),
                 SCORER.Input("scorer", optional=True, tooltip="A chunkwise verifier; takes precedence over clip_vision."),
+                io.String.Input("run_name", default="", optional=True,
+                                tooltip="Empty: everything stays in memory (nothing on disk, nothing to resume). "
+                                        "A name: every finished chunk is written at once to output/chunkwise/"
+                                        "<run_name>/ (PNG frames, state.json, report.json), so a crash or Cancel "
+                                        "loses at most the chunk in progress; queue again to resume. Costs disk "
+                                        "space and PNG writing time. One folder name: no '/', '\\' or '..'. "
+                                        "To resume, keep every setting and set the seed widget to 'fixed'."),
+                io.Combo.Input("return_frames", options=RETURN_FRAMES, default="all frames", optional=True,
+                               tooltip="all frames: the whole video as one IMAGE (memory grows with the length). "
+                                       "last chunk + overview: only the last chunk, plus the overview output (each "
+                                       "chunk's last frame, small); with a run_name the full video is in the run "
+                                       "folder and memory stays flat however many chunks."),
+                io.Combo.Input("on_existing", options=list(ON_EXISTING), default="resume", optional=True,
+                               tooltip="When output/chunkwise/<run_name> already holds a run. resume: skip its "
+                                       "finished chunks and continue (the same settings are required; changed "
+                                       "settings stop with an error naming them, never a mixed video). new run: "
+                                       "start <run_name>-2, -3 ... and keep the old one. error: refuse."),
+                io.Float.Input("colour_anchor", default=0.0, min=0.0, max=1.0, step=0.05, optional=True,
+                               tooltip="Colour anchoring strength. 0: off. Up to 1: match each chunk's colour "
+                                       "statistics (mean and spread per channel) to the input image before its "
+                                       "last frame starts the next chunk, so colour, contrast and saturation stop "
+                                       "creeping. Higher holds colours better but also pulls back colour changes "
+                                       "the scene should have (sunsets, cuts)."),
+                io.Combo.Input("colour_method", options=list(COLOUR_METHODS), default="lab", optional=True,
+                               tooltip="lab: match mean/std per CIE Lab channel (lightness apart from colour; "
+                                       "corrects casts and saturation, recommended). rgb: per RGB channel (simpler, "
+                                       "moves brightness and colour together)."),
             ],
             outputs=[
                 io.Image.Output("video", tooltip="All frames of all chunks, ready for a video-combine/save node."),
                 io.String.Output("report", tooltip="The search report (JSON, format chunkwise.report/1)."),
                 io.Image.Output("score_plot", tooltip="Every candidate's score per chunk; the winners in red."),
+                io.String.Output("run_folder", tooltip="The run folder's path (empty without a run_name)."),
+                io.Image.Output("overview", tooltip=f"Each chunk's last frame, longer side at most {OVERVIEW_SIZE} "
+                                                    "pixels: a small overview of a long run."),
             ],
             hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
-    def validate_inputs(cls, chunks=None, candidates=None, k=None):
-        for name, value in (("chunks", chunks), ("candidates", candidates), ("k", k)):
-            if value is not None and value < 1:
-                return f"{name} must be at least 1, got {value}"
+    def validate_inputs(cls, chunks=None, candidates=None, k=None, run_name=None, colour_anchor=None):
+        # Named inputs here skip ComfyUI's own min/max checks, so they are all checked here.
+        for name, value, low, high in (("chunks", chunks, 1, 1000), ("candidates", candidates, 1, 64),
+                                       ("k", k, 1, 1000)):
+            if value is not None and not low <= value <= high:
+                return f"{name} must be between {low} and {high}, got {value}"
+        if colour_anchor is not None and not 0.0 <= colour_anchor <= 1.0:
+            return f"colour_anchor must be between 0 and 1, got {colour_anchor}; use 0 for off"
+        if run_name:
+            try:
+                check_run_name(run_name)
+            except ChunkwiseError as e:
+                return str(e)
         return True
 
     @classmethod
     def execute(cls, i2v, image, chunks, candidates, k, preview_mode, seed, search, drop_first_frame,
-                clip_vision=None, scorer=None) -> io.NodeOutput:
-        # 1. Settings, checked before any model work.
+                clip_vision=None, scorer=None, run_name="", return_frames="all frames", on_existing="resume",
+                colour_anchor=0.0, colour_method="lab") -> io.NodeOutput:
+        # 1. Settings and inputs, checked before any model work.
         steps = binding_steps(i2v)
         settings = LoopSettings(
             chunks=chunks,
             seed=seed,
             drop_first_frame=drop_first_frame,
+            colour_anchor=float(colour_anchor),
+            colour_method=colour_method,
             search=SearchSettings(
                 candidates=candidates, k=k, steps=steps, preview_mode=MODE_TO_ENGINE[preview_mode], enabled=search
             ),
         ).validate()
+        if settings.search.searching and k >= steps:
+            raise ChunkwiseError(
+                f"k (preview steps) must be smaller than the I2V model's steps, got k={k}, steps={steps}; a preview "
+                f"as long as the full run costs as much as it: lower k (e.g. {max(1, steps // 6)}) or raise steps"
+            )
+        if return_frames not in RETURN_FRAMES:
+            raise ChunkwiseError(f"return_frames must be one of {RETURN_FRAMES}, got {return_frames!r}")
+        if on_existing not in ON_EXISTING:
+            raise ChunkwiseError(f"on_existing must be one of {list(ON_EXISTING)}, got {on_existing!r}")
+        image = as_one_rgb_image(image)
         verifier = resolve_scorer(clip_vision, scorer, needed=settings.search.searching)
         node_id = getattr(getattr(cls, "hidden", None), "unique_id", None)
+
+        # 2. Where the frames go: a run folder (streamed, resumable) or memory.
+        if run_name:
+            sink = DiskSink(runs_directory(), run_name, on_existing=ON_EXISTING[on_existing],
+                            overview_size=OVERVIEW_SIZE)
+            fingerprint = binding_fingerprint(i2v)
+        else:
+            keep = "all" if return_frames == "all frames" else "last"
+            sink, fingerprint = MemorySink(keep=keep, overview_size=OVERVIEW_SIZE), None
         hooks = comfy_hooks(settings.chunks * settings.search.nfe_per_chunk(), node_id=node_id)
 
-        # 2. The loop, with progress and Cancel between candidates and chunks.
-        result = run_chunks(i2v, verifier, image, settings, hooks=hooks)
+        # 3. The loop, with progress and Cancel between candidates and chunks; finished chunks stay on disk.
+        result = run_chunks(i2v, verifier, image, settings, sink=sink, hooks=hooks, fingerprint=fingerprint)
         comfy.model_management.soft_empty_cache()
 
-        # 3. Outputs: the video, the report, the plot, and a readable summary in the UI.
+        # 4. Outputs: the frames asked for, the report, the plot, the folder, the overview; the summary and
+        #    the report JSON in the UI (API clients read them from /history).
         report = result.report
         text = summarize(report)
+        if result.restored:
+            text += f"\n(resumed: chunks 0..{result.restored - 1} read back from {sink.folder})"
         log.info("%s", text)
-        return io.NodeOutput(result.video(), dumps(report), score_plot(report), ui=ui.PreviewText(text))
+        video = sink.video() if return_frames == "all frames" else sink.last_chunk()
+        folder = str(sink.folder) if run_name else ""
+        ui = {"text": [text], "report": [json.dumps(report)], "run_folder": [folder]}
+        return io.NodeOutput(video, dumps(report), score_plot(report), folder, sink.overview(), ui=ui)
 
 
 LOOP_NODES = [ChunkLoop]
