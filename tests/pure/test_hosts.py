@@ -35,8 +35,8 @@ def build(family: str, scheduler: str = "default"):
     if family == "svd":
         return tiny.tiny_svd("euler" if scheduler == "default" else scheduler)
     if family == "cogvideox":
-        return tiny.tiny_cogvideox("dpm" if scheduler == "default" else scheduler)
-    return tiny.tiny_wan()
+        return tiny.tiny_cogvideox("ddim" if scheduler == "ddim" else "dpm")
+    return tiny.tiny_wan22() if scheduler == "wan22" else tiny.tiny_wan()
 
 
 _CACHE: dict = {}
@@ -59,7 +59,11 @@ def denoiser(family: str, pipe, seed: int = 5, **kw):
     return from_pipeline(pipe, **options)
 
 
-def stock_call(family: str, pipe, pil, noise, seed: int, steps: int, output_type: str, cond):
+def options_for(scheduler: str) -> dict:
+    return {"use_dynamic_cfg": True} if scheduler == "dynamic-cfg" else {}
+
+
+def stock_call(family: str, pipe, pil, noise, seed: int, steps: int, output_type: str, cond, **extra):
     """diffusers' own ``pipe(...)`` for the same noise and seed.
 
     The stock SVD and Wan loops pass no generator to ``scheduler.step``, so a
@@ -69,7 +73,7 @@ def stock_call(family: str, pipe, pil, noise, seed: int, steps: int, output_type
     """
     size = SIZE[family]
     kw = dict(height=size, width=size, num_frames=FRAMES[family], num_inference_steps=steps, latents=noise.clone(),
-              generator=torch.Generator().manual_seed(seed), output_type=output_type, **GUIDANCE[family])
+              generator=torch.Generator().manual_seed(seed), output_type=output_type, **GUIDANCE[family], **extra)
     with torch.random.fork_rng(devices=[]):
         torch.set_rng_state(DiffusersDenoiser._run_generator(cond, seed).get_state())
         if family == "svd":
@@ -84,23 +88,34 @@ def noise_for(cond, seed: int = 1):
 
 # -------------------------------------------------------------------------- equivalence with the stock call
 
-EQUIVALENCE = [("svd", "euler"), ("svd", "ancestral"), ("cogvideox", "dpm"), ("cogvideox", "ddim"), ("wan", "default")]
+EQUIVALENCE = [("svd", "euler"), ("svd", "ancestral"), ("cogvideox", "dpm"), ("cogvideox", "ddim"),
+               ("cogvideox", "dynamic-cfg"), ("wan", "default"), ("wan", "wan22")]
 
 
 @pytest.mark.parametrize("family,scheduler", EQUIVALENCE)
 def test_one_chunk_matches_the_stock_pipeline_call(family, scheduler):
     pipe = pipeline(family, scheduler)
     guide, pil = tiny.guide_image(SIZE[family], SIZE[family])
-    den = denoiser(family, pipe, seed=11)
+    extra = options_for(scheduler)
+    den = denoiser(family, pipe, seed=11, **extra)
     cond = den.condition(guide)
     noise = noise_for(cond)
-    result = den.sample(cond, noise, steps=3, seed=11)
+    experts = [m for m in (getattr(pipe, "transformer_2", None), getattr(pipe, "transformer", None)) if m is not None]
+    calls = {id(m): 0 for m in experts}
+    hooks = [m.register_forward_hook(lambda mod, *_: calls.__setitem__(id(mod), calls[id(mod)] + 1)) for m in experts]
+    try:
+        result = den.sample(cond, noise, steps=3, seed=11)
+    finally:
+        for h in hooks:
+            h.remove()
     frames = den.decode(result.latent)
 
     assert result.finished and result.state is None
-    want_latent = stock_call(family, pipe, pil, noise, 11, 3, "latent", cond)
+    if scheduler == "wan22":  # both experts ran: the high-noise one first, then the low-noise one
+        assert all(n > 0 for n in calls.values()) and sum(calls.values()) == 2 * 3
+    want_latent = stock_call(family, pipe, pil, noise, 11, 3, "latent", cond, **extra)
     torch.testing.assert_close(result.latent, want_latent, rtol=1e-5, atol=1e-5)
-    want_frames = stock_call(family, pipe, pil, noise, 11, 3, "pt", cond)[0].permute(0, 2, 3, 1)
+    want_frames = stock_call(family, pipe, pil, noise, 11, 3, "pt", cond, **extra)[0].permute(0, 2, 3, 1)
     assert frames.shape == (FRAMES[family], SIZE[family], SIZE[family], 3)
     torch.testing.assert_close(frames, want_frames, rtol=1e-5, atol=1e-5)
 

@@ -138,6 +138,34 @@ def tiny_wan():
     return pipe
 
 
+def tiny_wan22(boundary_ratio: float = 0.9):
+    """Wan 2.2 I2V style: two experts split at ``boundary_ratio``, no CLIP image encoder."""
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])
+    experts = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        experts.append(WanTransformer3DModel(
+            patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36, out_channels=16,
+            text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+            qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+        ))
+    pipe = WanImageToVideoPipeline(tokenizer=None, text_encoder=tiny_t5(), vae=vae,
+                                   scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0), image_processor=None,
+                                   image_encoder=None, transformer=experts[0], transformer_2=experts[1],
+                                   boundary_ratio=boundary_ratio)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def text_embeds(dim: int = 32, length: int = 16, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(1, length, dim, generator=g), torch.randn(1, length, dim, generator=g)
