@@ -145,17 +145,37 @@ def anchor_colours(
             f"{list(anchor.shape)}; convert the images to RGB first"
         )
     mean_a, std_a = colour_stats(anchor, method)
-    source = frames.to(torch.float64)
-    matched = source
-    for _ in range(passes):
-        x = _to_space(matched, method)
-        pixels = x.reshape(-1, 3)
-        mean_c, std_c = pixels.mean(dim=0), pixels.std(dim=0, unbiased=False)
+
+    # Frame by frame, so the float64 working copies hold one frame, never the whole chunk.
+    def stats(transform) -> tuple[torch.Tensor, torch.Tensor]:
+        total, total_sq, count = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 0
+        for frame in frames:
+            x = _to_space(transform(frame.to(torch.float64)), method).reshape(-1, 3).cpu()
+            total += x.sum(dim=0)
+            total_sq += (x * x).sum(dim=0)
+            count += x.shape[0]
+        mean = total / count
+        return mean, (total_sq / count - mean * mean).clamp(min=0.0).sqrt()
+
+    def match(frame: torch.Tensor, mean_c: torch.Tensor, std_c: torch.Tensor) -> torch.Tensor:
         scale = torch.where(std_c > min_std, std_a / std_c.clamp(min=min_std), torch.ones_like(std_c))
-        x = (x - mean_c) * scale + mean_a
-        matched = lab_to_rgb(x) if method == "lab" else x.clamp(0.0, 1.0)
-    out = (source + strength * (matched - source)).clamp(0.0, 1.0)
-    return out.to(dtype=frames.dtype, device=frames.device)
+        x = (_to_space(frame, method) - mean_c.to(frame.device)) * scale.to(frame.device) + mean_a.to(frame.device)
+        return lab_to_rgb(x) if method == "lab" else x.clamp(0.0, 1.0)
+
+    steps: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def matched(frame: torch.Tensor) -> torch.Tensor:
+        for mean_c, std_c in steps:
+            frame = match(frame, mean_c, std_c)
+        return frame
+
+    for _ in range(passes):
+        steps.append(stats(matched))
+    out = torch.empty_like(frames)
+    for t, frame in enumerate(frames):
+        source = frame.to(torch.float64)
+        out[t] = (source + strength * (matched(source) - source)).clamp(0.0, 1.0).to(frames.dtype)
+    return out
 
 
 def colour_drift(frames: torch.Tensor, anchor: torch.Tensor, method: str = "lab") -> float:
