@@ -71,3 +71,28 @@ def test_same_seed_gives_identical_frames(server, tiny_prompt):
     assert torch.equal(first, again)
     other = frames_of(server, server.run(tiny_prompt(name, seed=12), timeout=600))
     assert other.shape == first.shape and not torch.equal(first, other)
+
+
+@pytest.mark.parametrize(
+    "loop_inputs, expected",
+    [
+        # Truncated previews: the winner resumes at step k, so its full run costs s - k.
+        ({"preview_mode": "truncated"}, {"candidates": 3, "nfe": {"preview": 3 * 2, "full": 4 - 2}, "resume": True}),
+        # Search off: the naive chain, one unscored noise per chunk, exactly s evaluations.
+        ({"search": False}, {"candidates": 1, "nfe": {"preview": 0, "full": 4}, "resume": False}),
+    ],
+    ids=["truncated", "search-off"],
+)
+def test_loop_modes_cost_what_they_promise(loop_inputs, expected, server, tiny_prompt):
+    name = "chunkwise_wan21_i2v_long_video"
+    settings = TinySettings(steps=4, k=2, candidates=3)
+    prompt = tiny_prompt(name, settings, inputs={"ChunkwiseChunkLoop": loop_inputs})
+    entry = server.run(prompt, timeout=600)
+    assert frames_of(server, entry).shape[0] == settings.chunks * settings.wan_length - (settings.chunks - 1)
+    report = report_of(entry, prompt)
+    assert report["settings"]["resume"] is expected["resume"]
+    for chunk in report["chunks"]:
+        assert len(chunk["candidates"]) == expected["candidates"]
+        assert chunk["nfe"] == expected["nfe"]
+        if expected["candidates"] == 1:
+            assert chunk["candidates"][0]["score"] is None
