@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import safetensors.torch
 import torch
 from chunkwise.tests.e2e.tiny_prompts import TinySettings, frames_of, node_id, report_of
 
@@ -96,3 +97,26 @@ def test_loop_modes_cost_what_they_promise(loop_inputs, expected, server, tiny_p
         assert chunk["nfe"] == expected["nfe"]
         if expected["candidates"] == 1:
             assert chunk["candidates"][0]["score"] is None
+
+
+def test_winner_seed_replays_in_a_stock_ksampler(server, tiny_prompt):
+    """SelectBestNoise's seed output, fed to a plain KSampler, gives FullDenoise's frames."""
+    settings = TinySettings(candidates=3, seed=21, prefix="chunkwise_e2e_replay")
+    prompt = tiny_prompt("chunkwise_svd_single_chunk", settings)
+    full = prompt[node_id(prompt, "ChunkwiseFullDenoise")]["inputs"]
+    best = node_id(prompt, "ChunkwiseSelectBestNoise")
+    decode = prompt[node_id(prompt, "VAEDecode")]["inputs"]
+    prompt["950"] = {"class_type": "KSampler", "inputs": {
+        "model": full["model"], "positive": full["positive"], "negative": full["negative"],
+        "latent_image": full["latent"], "seed": [best, 1], "steps": full["steps"], "cfg": full["cfg"],
+        "sampler_name": full["sampler_name"], "scheduler": full["scheduler"], "denoise": 1.0}}
+    prompt["951"] = {"class_type": "VAEDecode", "inputs": {"samples": ["950", 0], "vae": decode["vae"]}}
+    prompt["952"] = {"class_type": "ChunkwiseTestSaveTensor",
+                     "inputs": {"images": ["951", 0], "filename_prefix": "chunkwise_e2e_replay/ksampler"}}
+    entry = server.run(prompt, timeout=600)
+    saved = {}
+    for nid in ("900", "952"):
+        (item,) = entry["outputs"][nid]["tensors"]
+        saved[nid] = safetensors.torch.load_file(str(server.output_path(item)))["images"]
+    assert saved["900"].shape == saved["952"].shape
+    torch.testing.assert_close(saved["952"], saved["900"], rtol=0, atol=1e-5)
