@@ -22,6 +22,7 @@ every one of them:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import logging
 from dataclasses import dataclass, field
@@ -79,6 +80,23 @@ def require_diffusers():
     return diffusers
 
 
+BATCHABLE_SCHEDULERS = frozenset({
+    "EulerDiscreteScheduler",
+    "EulerAncestralDiscreteScheduler",
+    "FlowMatchEulerDiscreteScheduler",
+    "DDIMScheduler",
+    "CogVideoXDDIMScheduler",
+    "CogVideoXDPMScheduler",
+})
+"""Schedulers whose only state is the step index (CogVideoXDPM's previous x0 is kept per candidate by the
+host), so several candidates can share one scheduler along the batch dimension."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(error, oom)) or "out of memory" in str(error).lower()
+
+
 def _accepts(fn, name: str) -> bool:
     try:
         return name in inspect.signature(fn).parameters
@@ -114,6 +132,7 @@ class DiffusersDenoiser:
         self.fps = int(fps)
         self._device = torch.device(device) if device is not None else None
         self._x0_warned = False
+        self.batch_limit: Optional[int] = None
 
     # -- helpers ---------------------------------------------------------------------------------------
 
@@ -153,6 +172,13 @@ class DiffusersDenoiser:
     def _fresh_scheduler(self, steps: int):
         scheduler = copy.deepcopy(self.pipe.scheduler)
         self._set_timesteps(scheduler, steps)
+        if len(scheduler.timesteps) != steps:
+            raise ChunkwiseError(
+                f"{self.family}: scheduler {type(scheduler).__name__} makes {len(scheduler.timesteps)} model "
+                f"evaluations for {steps} steps; stopping after k steps and resuming needs one evaluation per step. "
+                "Use a first-order or multistep scheduler (Euler, EulerAncestral, DDIM, DPMSolverMultistep, UniPC, "
+                "CogVideoXDPM, FlowMatchEuler) instead of Heun/KDPM2-style second-order ones"
+            )
         return scheduler
 
     def _set_timesteps(self, scheduler, steps: int) -> None:
@@ -210,63 +236,157 @@ class DiffusersDenoiser:
         ``seed`` seeds the step noise of stochastic schedulers (default: the
         conditioning's seed); a resumed run continues the generator it stopped with.
         """
-        # 1. Check the window.
+        end_step = self._check_window(steps, start_step, end_step, [resume])
+        return self._sample_stacked(cond, [noise], [resume], [seed], steps=steps, start_step=start_step,
+                                    end_step=end_step, callback=callback)[0]
+
+    def sample_batch(
+        self,
+        cond: DiffusersCond,
+        noises: list,
+        *,
+        steps: int,
+        start_step: int = 0,
+        end_step: Optional[int] = None,
+        resumes: Optional[list] = None,
+        callback: Optional[StepCallback] = None,
+        seeds: Optional[list] = None,
+    ) -> list[SampleResult]:
+        """:meth:`sample` for several candidates in one batched model call per step.
+
+        Each candidate keeps its own seeded step-noise generator, so results equal
+        sequential :meth:`sample` calls to float tolerance. Schedulers that keep
+        per-sample history (multistep solvers) run one candidate at a time. On
+        out-of-memory the batch is halved and retried down to one candidate; the
+        size that fit is kept in :attr:`batch_limit`. ``nfe`` counts per candidate.
+        """
+        count = len(noises)
+        seeds = list(seeds) if seeds is not None else [None] * count
+        resumes = list(resumes) if resumes is not None else [None] * count
+        if len(seeds) != count or len(resumes) != count:
+            raise ChunkwiseError(
+                f"sample_batch needs one seed and one resume (or None) per noise, got {count} noises, "
+                f"{len(seeds)} seeds and {len(resumes)} resumes"
+            )
+        end_step = self._check_window(steps, start_step, end_step, resumes)
+        if count == 0:
+            return []
+        window = dict(steps=steps, start_step=start_step, end_step=end_step, callback=callback)
+        if type(self.pipe.scheduler).__name__ not in BATCHABLE_SCHEDULERS:
+            return [self._sample_stacked(cond, [n], [r], [s], **window)[0]
+                    for n, r, s in zip(noises, resumes, seeds, strict=True)]
+        results: list[SampleResult] = []
+        i = 0
+        while i < count:
+            size = min(count - i, self.batch_limit or count)
+            nfe, calls = self.nfe, self.network_calls
+            try:
+                results += self._sample_stacked(cond, noises[i : i + size], resumes[i : i + size],
+                                                seeds[i : i + size], **window)
+            except Exception as error:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+                if not is_out_of_memory(error) or size == 1:
+                    raise
+                self.nfe, self.network_calls = nfe, calls
+                self.batch_limit = max(1, size // 2)
+                log.warning("chunkwise: out of memory sampling %d candidates in one batch; retrying with batches "
+                            "of %d", size, self.batch_limit)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            i += size
+        return results
+
+    def _check_window(self, steps: int, start_step: int, end_step: Optional[int], resumes: list) -> int:
         end_step = steps if end_step is None else end_step
         if not (0 <= start_step <= end_step <= steps):
             raise ChunkwiseError(
                 f"{self.family}: the window must satisfy 0 <= start_step <= end_step <= steps, "
                 f"got start_step={start_step}, end_step={end_step}, steps={steps}"
             )
-        if resume is None and start_step != 0:
-            raise ChunkwiseError(
-                f"{self.family}: starting at step {start_step} needs the result of the run that stopped there "
-                "(resume=...); without it start at step 0"
-            )
-        if resume is not None and (resume.steps != steps or resume.end_step != start_step or resume.state is None):
-            raise ChunkwiseError(
-                f"{self.family}: cannot resume a run of {resume.steps} steps that stopped at step {resume.end_step} "
-                f"as steps [{start_step}, {end_step}) of {steps}; resume the same schedule where it stopped"
-            )
-
-        # 2. Scheduler, generator, latents: fresh from the noise, or where the earlier run stopped.
-        if resume is None:
-            scheduler = self._fresh_scheduler(steps)
-            generator = self._run_generator(cond, seed)
-            if tuple(noise.shape) != tuple(cond.latent_shape):
+        for resume in resumes:
+            if resume is None and start_step != 0:
                 raise ChunkwiseError(
-                    f"{self.family}: noise must have the latent shape {list(cond.latent_shape)}, "
-                    f"got {list(noise.shape)}; draw it from latent_template(cond)"
+                    f"{self.family}: starting at step {start_step} needs the result of the run that stopped there "
+                    "(resume=...); without it start at step 0"
                 )
-            latents = noise.to(self.device, cond.latent_dtype) * getattr(scheduler, "init_noise_sigma", 1.0)
-            memory: dict = {}
-            x0 = latents
-        else:
-            state: ResumeState = resume.state
-            scheduler = copy.deepcopy(state.scheduler)
-            generator = torch.Generator(device="cpu")
-            generator.set_state(state.generator_state)
-            latents = resume.latent.to(self.device, cond.latent_dtype)
-            memory = dict(state.memory)
-            x0 = resume.x0
+            if resume is not None and (resume.steps != steps or resume.end_step != start_step or resume.state is None):
+                raise ChunkwiseError(
+                    f"{self.family}: cannot resume a run of {resume.steps} steps that stopped at step "
+                    f"{resume.end_step} as steps [{start_step}, {end_step}) of {steps}; resume the same schedule "
+                    "where it stopped"
+                )
+        return end_step
 
-        # 3. Denoising loop over the window.
+    batched_tensors: tuple = ()
+    """Keys of ``DiffusersCond.tensors`` with a batch dimension (``[uncond, cond]`` under guidance)."""
+
+    def _batch_cond(self, cond: DiffusersCond, size: int) -> DiffusersCond:
+        """``cond`` with its batched tensors repeated for ``size`` candidates stacked along the batch dimension:
+        ``[u, c]`` becomes ``[u]*size + [c]*size``, matching ``torch.cat([latents] * 2)`` in the guided step."""
+        tensors = dict(cond.tensors)
+        for key in self.batched_tensors:
+            if tensors.get(key) is not None:
+                tensors[key] = tensors[key].repeat_interleave(size, dim=0)
+        return dataclasses.replace(cond, tensors=tensors)
+
+    def _sample_stacked(self, cond, noises, resumes, seeds, *, steps, start_step, end_step, callback):
+        """The denoising loop for one or more candidates stacked along the batch dimension."""
+        size = len(noises)
+        # 1. Scheduler, generators, latents: fresh from the noises, or where the earlier runs stopped.
+        if resumes[0] is None:
+            scheduler = self._fresh_scheduler(steps)
+        else:
+            scheduler = copy.deepcopy(resumes[0].state.scheduler)
+        generators, latents, x0s, memories = [], [], [], []
+        for noise, resume, seed in zip(noises, resumes, seeds, strict=True):
+            if resume is None:
+                if tuple(noise.shape) != tuple(cond.latent_shape):
+                    raise ChunkwiseError(
+                        f"{self.family}: noise must have the latent shape {list(cond.latent_shape)}, "
+                        f"got {list(noise.shape)}; draw it from latent_template(cond)"
+                    )
+                generators.append(self._run_generator(cond, seed))
+                x = noise.to(self.device, cond.latent_dtype) * getattr(scheduler, "init_noise_sigma", 1.0)
+                latents.append(x)
+                x0s.append(x)
+                memories.append({})
+            else:
+                state: ResumeState = resume.state
+                generator = torch.Generator(device="cpu")
+                generator.set_state(state.generator_state)
+                generators.append(generator)
+                latents.append(resume.latent.to(self.device, cond.latent_dtype))
+                x0s.append(resume.x0)
+                memories.append(dict(state.memory))
+        x = torch.cat(latents) if size > 1 else latents[0]
+        x0 = torch.cat(x0s) if size > 1 else x0s[0]
+        memory = {k: torch.cat([m[k] for m in memories]) if size > 1 else memories[0][k] for k in memories[0]}
+        batch_cond = self._batch_cond(cond, size) if size > 1 else cond
+        generator = generators if size > 1 else generators[0]
+
+        # 2. Denoising loop over the window: one (guided) model evaluation per step for the whole batch.
         timesteps = scheduler.timesteps
         with torch.no_grad():
             for i in range(start_step, end_step):
-                latents, x0 = self._step(cond, scheduler, timesteps, i, latents, generator, memory)
-                self.nfe += 1
+                x, x0 = self._step(batch_cond, scheduler, timesteps, i, x, generator, memory)
+                self.nfe += size
                 if callback is not None:
                     callback(i, x0)
 
-        # 4. A finished run needs no state; an unfinished one keeps what a resume needs.
+        # 3. One result per candidate; a finished run needs no state, an unfinished one keeps what a resume needs.
         finished = end_step >= steps
-        if finished:
-            x0, state_out = latents, None
-        else:
-            state_out = ResumeState(scheduler=copy.deepcopy(scheduler), generator_state=generator.get_state(),
-                                    memory=memory)
-        return SampleResult(latent=latents, x0=x0, steps=steps, start_step=start_step, end_step=end_step,
-                            state=state_out)
+        out = []
+        for j in range(size):
+            latent_j = x[j : j + 1] if size > 1 else x
+            state_out = None
+            if not finished:
+                memory_j = {k: (v[j : j + 1] if size > 1 else v) for k, v in memory.items()}
+                state_out = ResumeState(scheduler=copy.deepcopy(scheduler), generator_state=generators[j].get_state(),
+                                        memory=memory_j)
+            x0_j = latent_j if finished else (x0[j : j + 1] if size > 1 else x0)
+            out.append(SampleResult(latent=latent_j, x0=x0_j, steps=steps, start_step=start_step, end_step=end_step,
+                                    state=state_out))
+        return out
 
     def _scheduler_step(self, scheduler, model_output, t, latents, generator, **extra):
         kwargs = dict(extra)

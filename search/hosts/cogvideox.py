@@ -23,6 +23,7 @@ class CogVideoXDenoiser(DiffusersDenoiser):
     of the guide and the rotary position embeddings (once per chunk)."""
 
     family = "cogvideox"
+    batched_tensors = ("embeds", "image_latents")
 
     def __init__(
         self,

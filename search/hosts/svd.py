@@ -19,6 +19,7 @@ class SVDDenoiser(DiffusersDenoiser):
     augmentation), computed once per chunk."""
 
     family = "svd"
+    batched_tensors = ("embeds", "image_latents", "add_time_ids")
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ class WanDenoiser(DiffusersDenoiser):
     hidden states (Wan 2.1) and the masked VAE latent of the guide (once per chunk)."""
 
     family = "wan"
+    batched_tensors = ("prompt", "negative", "image_embeds", "condition")
 
     def __init__(
         self,

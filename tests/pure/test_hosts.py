@@ -331,3 +331,108 @@ def test_family_specific_settings_are_checked():
     guide, _ = tiny.guide_image(16, 16)
     with pytest.raises(ChunkwiseError, match="tokenizer and text encoder.*tokenizer=NoneType"):
         den.condition(guide)
+
+
+# -------------------------------------------------------------------------- candidates in one batch
+
+BATCH = [("svd", "ancestral"), ("cogvideox", "dpm"), ("wan", "default")]
+
+
+@pytest.mark.parametrize("family,scheduler", BATCH)
+def test_a_batch_of_candidates_equals_one_by_one_including_resume(family, scheduler):
+    pipe = pipeline(family, scheduler)
+    guide, _ = tiny.guide_image(SIZE[family], SIZE[family])
+    den = denoiser(family, pipe)
+    cond = den.condition(guide)
+    seeds = [21, 22, 23]
+    noises = [noise_for(cond, s) for s in seeds]
+    one_by_one = [den.sample(cond, n, steps=3, seed=s) for n, s in zip(noises, seeds, strict=True)]
+
+    nfe, calls = den.nfe, den.network_calls
+    part = den.sample_batch(cond, noises, steps=3, end_step=2, seeds=seeds)
+    rest = den.sample_batch(cond, noises, steps=3, start_step=2, resumes=part, seeds=seeds)
+    assert den.nfe - nfe == 3 * 3  # counted per candidate, as sequential calls would
+    passes = 2 if family == "wan" else 1
+    assert den.network_calls - calls == passes * 3  # one batched forward per step for all candidates
+    for got, want in zip(rest, one_by_one, strict=True):
+        assert got.latent.shape == want.latent.shape == (1, *cond.latent_shape[1:])
+        torch.testing.assert_close(got.latent, want.latent, rtol=1e-4, atol=1e-4)
+    # Each candidate's truncated state resumes alone too: the split state is its own.
+    alone = den.sample(cond, noises[1], steps=3, start_step=2, resume=part[1])
+    torch.testing.assert_close(alone.latent, one_by_one[1].latent, rtol=1e-4, atol=1e-4)
+
+
+def test_batched_search_picks_the_same_winners(monkeypatch):
+    pipe = pipeline("svd", "ancestral")
+    guide, _ = tiny.guide_image(32, 32)
+    reports = []
+    for batch in (1, 3):
+        den = denoiser("svd", pipe)
+        search = SearchSettings(candidates=3, k=1, steps=3, preview_mode="truncated", candidate_batch=batch)
+        result = run_chunks(den, MeanColourScorer(), guide, LoopSettings(chunks=2, seed=5, search=search))
+        reports.append((result.report, den.network_calls, result.video()))
+    (one, calls_one, video_one), (batched, calls_batched, video_batched) = reports
+    assert [c["chosen_seed"] for c in one["chunks"]] == [c["chosen_seed"] for c in batched["chunks"]]
+    for a, b in zip(one["chunks"], batched["chunks"], strict=True):
+        assert [x["score"] for x in a["candidates"]] == pytest.approx([x["score"] for x in b["candidates"]], abs=1e-4)
+    assert one["totals"]["nfe"] == batched["totals"]["nfe"] == 2 * (3 * 1 + 3 - 1)
+    assert calls_batched == calls_one - 2 * 2  # per chunk, one preview pass instead of three
+    torch.testing.assert_close(video_one, video_batched, rtol=1e-3, atol=1e-3)
+
+
+def test_out_of_memory_halves_the_batch_and_retries(monkeypatch):
+    den = denoiser("svd", pipeline("svd"))
+    guide, _ = tiny.guide_image(32, 32)
+    cond = den.condition(guide)
+    noises = [noise_for(cond, s) for s in (1, 2, 3)]
+    want = [den.sample(cond, n, steps=2, seed=s) for n, s in zip(noises, (1, 2, 3), strict=True)]
+    step = den._step
+
+    def tight_memory(c, scheduler, timesteps, i, latents, *rest):
+        if latents.shape[0] > 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return step(c, scheduler, timesteps, i, latents, *rest)
+
+    monkeypatch.setattr(den, "_step", tight_memory)
+    nfe = den.nfe
+    got = den.sample_batch(cond, noises, steps=2, seeds=[1, 2, 3])
+    assert den.batch_limit == 1 and den.nfe - nfe == 3 * 2
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g.latent, w.latent)
+
+    def broken(*_a, **_k):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(den, "_step", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        den.sample_batch(cond, noises, steps=2, seeds=[1, 2, 3])
+
+
+def test_multistep_schedulers_sample_candidates_one_at_a_time(monkeypatch):
+    from diffusers import DPMSolverMultistepScheduler
+
+    pipe = pipeline("svd")
+    monkeypatch.setattr(pipe, "scheduler", DPMSolverMultistepScheduler(prediction_type="v_prediction"))
+    den = denoiser("svd", pipe)
+    guide, _ = tiny.guide_image(32, 32)
+    cond = den.condition(guide)
+    noises = [noise_for(cond, s) for s in (1, 2)]
+    calls = den.network_calls
+    got = den.sample_batch(cond, noises, steps=3, seeds=[1, 2])
+    assert den.network_calls - calls == 2 * 3
+    for g, n, s in zip(got, noises, (1, 2), strict=True):
+        torch.testing.assert_close(g.latent, den.sample(cond, n, steps=3, seed=s).latent)
+    with pytest.raises(ChunkwiseError, match="one seed and one resume"):
+        den.sample_batch(cond, noises, steps=3, seeds=[1])
+
+
+def test_second_order_schedulers_are_refused(monkeypatch):
+    from diffusers import HeunDiscreteScheduler
+
+    pipe = pipeline("svd")
+    monkeypatch.setattr(pipe, "scheduler", HeunDiscreteScheduler(prediction_type="v_prediction"))
+    den = denoiser("svd", pipe)
+    guide, _ = tiny.guide_image(32, 32)
+    cond = den.condition(guide)
+    with pytest.raises(ChunkwiseError, match="HeunDiscreteScheduler makes 5 model evaluations for 3 steps"):
+        den.sample(cond, noise_for(cond), steps=3)
