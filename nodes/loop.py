@@ -83,7 +83,20 @@ def as_one_rgb_image(image) -> torch.Tensor:
 
 
 def _digest_module(obj, h) -> bool:
-    """Feed a sample of a model's weights (names, shapes and the first values) into ``h``."""
+    """Feed a sample of a model's weights (names, shapes and the first values) into ``h``.
+
+    For a ComfyUI ModelPatcher the original weight is read where a patch (a LoRA) has
+    replaced it in place, so the digest does not depend on whether the model happens
+    to be loaded; the patches enter through their keys and strengths instead.
+    """
+    backup = getattr(obj, "backup", None)
+    backup = backup if isinstance(backup, dict) else {}
+    patches = getattr(obj, "patches", None)
+    if isinstance(patches, dict) and patches:
+        for key in sorted(patches):
+            strengths = [(float(p[0]), float(p[2])) for p in patches[key] if isinstance(p, tuple) and len(p) > 2
+                         and isinstance(p[0], (int, float)) and isinstance(p[2], (int, float))]
+            h.update(f"{key}{strengths}".encode())
     for attr in ("model", "first_stage_model", "diffusion_model", "transformer", "unet"):
         inner = getattr(obj, attr, None)
         if isinstance(inner, torch.nn.Module):
@@ -94,6 +107,8 @@ def _digest_module(obj, h) -> bool:
     params = list(obj.state_dict().items())
     h.update(f"{type(obj).__name__}|{len(params)}".encode())
     for name, t in params[:3] + params[-3:]:
+        if name in backup:
+            t = backup[name].weight
         sample = t.detach().flatten()[:256].to("cpu", torch.float32)
         h.update(f"{name}{list(t.shape)}{t.dtype}".encode())
         h.update(sample.numpy().tobytes())

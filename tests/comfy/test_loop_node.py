@@ -4,13 +4,14 @@ streaming to a run folder, resume after a real ComfyUI interrupt, and bad input.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import comfy.model_management
 import folder_paths
 import pytest
 import torch
 from chunkwise.nodes.bindings import I2VSVD, I2VWan
-from chunkwise.nodes.loop import ChunkLoop, as_one_rgb_image
+from chunkwise.nodes.loop import ChunkLoop, as_one_rgb_image, binding_fingerprint
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.tests.comfy import tiny
 from chunkwise.tests.pure.toys import MeanColourScorer
@@ -191,3 +192,27 @@ def test_colour_anchor_changes_the_chain_and_is_recorded(bound, plain):
     print(f"\ntiny Wan, last chunk colour drift (Lab): free {colour_drift(free[0][last], img):.2f}, "
           f"anchored {colour_drift(anchored[0][last], img):.2f}")
     assert colour_drift(anchored[0][last], img) < colour_drift(free[0][last], img)
+
+
+def test_binding_fingerprint_follows_the_weights_and_patches_not_the_load_state(bound):
+    i2v, _ = bound["wan"]
+    fp = binding_fingerprint(i2v)
+    assert {"model", "vae", "positive", "negative"} <= set(fp)
+    assert binding_fingerprint(i2v) == fp
+    # a model no earlier test has loaded: ComfyUI skips re-patching modules it marked as patched
+    base = tiny.tiny_wan(seed=7)[0]
+    key = next(iter(base.model.state_dict()))
+    plain = binding_fingerprint(SimpleNamespace(model=base))
+    patched = base.clone()
+    patched.add_patches({key: (torch.ones_like(base.model.state_dict()[key]),)}, 0.5)
+    before_load = binding_fingerprint(SimpleNamespace(model=patched))
+    assert before_load != plain  # a LoRA-like patch changes the frames, so the fingerprint
+    try:
+        patched.patch_model()  # as loading does: the weight is changed in place, the original backed up
+        assert not torch.equal(patched.model.state_dict()[key], patched.backup[key].weight)
+        assert binding_fingerprint(SimpleNamespace(model=patched)) == before_load
+    finally:
+        patched.unpatch_model()
+    assert binding_fingerprint(SimpleNamespace(model=base)) == plain
+    other_model = tiny.tiny_wan(seed=8)[0]
+    assert binding_fingerprint(SimpleNamespace(model=other_model))["model"] != plain["model"]
