@@ -40,6 +40,7 @@ log = logging.getLogger("chunkwise")
 MODE_TO_ENGINE = {"short schedule": "short", "truncated": "truncated"}
 RETURN_FRAMES = ["all frames", "last chunk + overview"]
 ON_EXISTING = {"resume": "resume", "new run": "new", "error": "error"}
+PREVIEW_DECODE = {"full VAE": "vae", "approximate (latent to RGB)": "approx"}
 RUNS_SUBFOLDER = "chunkwise"
 OVERVIEW_SIZE = 256
 
@@ -223,6 +224,31 @@ class ChunkLoop(io.ComfyNode):
                                tooltip="lab: match mean/std per CIE Lab channel (lightness apart from colour; "
                                        "corrects casts and saturation, recommended). rgb: per RGB channel (simpler, "
                                        "moves brightness and colour together)."),
+                io.Int.Input("candidate_batch", default=1, min=1, max=64, optional=True,
+                             tooltip="Candidates sampled together in one batched call (Wan: along the batch "
+                                     "dimension; SVD always one by one, its batch is its frames). Same results, "
+                                     "better GPU use, more memory; on out-of-memory the batch is halved and "
+                                     "retried automatically. 1: one candidate at a time."),
+                io.Int.Input("preview_frame_stride", default=1, min=1, max=64, optional=True,
+                             tooltip="Score every n-th preview frame (the first and last always). Fewer frames "
+                                     "decoded (where the VAE decodes frames separately, as SVD's) and encoded by "
+                                     "the scorer; misses drift between the scored frames. 1: every frame."),
+                io.Combo.Input("preview_decode", options=list(PREVIEW_DECODE), default="full VAE", optional=True,
+                               tooltip="full VAE: previews decoded by the real VAE (what the paper scores). "
+                                       "approximate: ComfyUI's linear latent-to-RGB factors, one frame per latent "
+                                       "frame at latent resolution; almost free, but cruder, so the scorer may "
+                                       "pick a different winner. The chosen chunk is always fully decoded."),
+                io.Float.Input("accept_score", default=0.0, min=-10.0, max=10.0, step=0.01, optional=True,
+                               tooltip="Early accept. 0: off. Otherwise candidates are previewed one after "
+                                       "another and the search stops at the first whose score reaches this "
+                                       "(e.g. 0.9 for CLIP min-cosine; scorers with negative scores take negative "
+                                       "thresholds): saves (m - drawn) x k evaluations on easy "
+                                       "chunks, but may settle for a worse candidate than the full search."),
+                io.Int.Input("halving_k", default=0, min=0, max=1000, optional=True,
+                             tooltip="Successive halving. 0: off. Otherwise all m candidates are previewed with "
+                                     "this many steps, the better half is extended, and so on up to k steps: "
+                                     "fewer evaluations than m*k, with the same winner in most chunks. Must be "
+                                     "smaller than k; cannot be combined with accept_score."),
             ],
             outputs=[
                 io.Image.Output("video", tooltip="All frames of all chunks, ready for a video-combine/save node."),
@@ -236,14 +262,23 @@ class ChunkLoop(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, chunks=None, candidates=None, k=None, run_name=None, colour_anchor=None):
+    def validate_inputs(cls, chunks=None, candidates=None, k=None, run_name=None, colour_anchor=None,
+                        candidate_batch=None, preview_frame_stride=None, accept_score=None, halving_k=None):
         # Named inputs here skip ComfyUI's own min/max checks, so they are all checked here.
         for name, value, low, high in (("chunks", chunks, 1, 1000), ("candidates", candidates, 1, 64),
-                                       ("k", k, 1, 1000)):
+                                       ("k", k, 1, 1000), ("candidate_batch", candidate_batch, 1, 64),
+                                       ("preview_frame_stride", preview_frame_stride, 1, 64),
+                                       ("halving_k", halving_k, 0, 1000)):
             if value is not None and not low <= value <= high:
                 return f"{name} must be between {low} and {high}, got {value}"
         if colour_anchor is not None and not 0.0 <= colour_anchor <= 1.0:
             return f"colour_anchor must be between 0 and 1, got {colour_anchor}; use 0 for off"
+        if accept_score is not None and not -10.0 <= accept_score <= 10.0:
+            return f"accept_score must be between -10 and 10, got {accept_score}; use 0 for off"
+        if halving_k and k is not None and halving_k >= k:
+            return f"halving_k must be smaller than k, got halving_k={halving_k}, k={k}; use e.g. {max(1, k // 4)} or 0"
+        if halving_k and accept_score:
+            return "accept_score (early accept) and halving_k (successive halving) cannot be combined; set one to 0"
         if run_name:
             try:
                 check_run_name(run_name)
@@ -254,9 +289,12 @@ class ChunkLoop(io.ComfyNode):
     @classmethod
     def execute(cls, i2v, image, chunks, candidates, k, preview_mode, seed, search, drop_first_frame,
                 clip_vision=None, scorer=None, run_name="", return_frames="all frames", on_existing="resume",
-                colour_anchor=0.0, colour_method="lab") -> io.NodeOutput:
+                colour_anchor=0.0, colour_method="lab", candidate_batch=1, preview_frame_stride=1,
+                preview_decode="full VAE", accept_score=0.0, halving_k=0) -> io.NodeOutput:
         # 1. Settings and inputs, checked before any model work.
         steps = binding_steps(i2v)
+        if preview_decode not in PREVIEW_DECODE:
+            raise ChunkwiseError(f"preview_decode must be one of {list(PREVIEW_DECODE)}, got {preview_decode!r}")
         settings = LoopSettings(
             chunks=chunks,
             seed=seed,
@@ -264,7 +302,10 @@ class ChunkLoop(io.ComfyNode):
             colour_anchor=float(colour_anchor),
             colour_method=colour_method,
             search=SearchSettings(
-                candidates=candidates, k=k, steps=steps, preview_mode=MODE_TO_ENGINE[preview_mode], enabled=search
+                candidates=candidates, k=k, steps=steps, preview_mode=MODE_TO_ENGINE[preview_mode], enabled=search,
+                candidate_batch=candidate_batch, preview_stride=preview_frame_stride,
+                preview_decode=PREVIEW_DECODE[preview_decode], accept_score=float(accept_score) or None,
+                halving_k=halving_k,
             ),
         ).validate()
         if settings.search.searching and k >= steps:

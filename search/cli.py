@@ -358,7 +358,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         drop_first_frame=not args.keep_first_frame,
         search=SearchSettings(candidates=args.candidates, k=args.k, steps=args.steps, preview_mode=args.preview_mode,
-                              resume=not args.no_resume, enabled=not args.no_search),
+                              resume=not args.no_resume, enabled=not args.no_search,
+                              candidate_batch=args.candidate_batch, accept_score=args.accept_score,
+                              halving_k=args.halving_k),
     ).validate()
     image = load_image(args.image)
     out = Path(args.out).expanduser()
@@ -446,6 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "real schedule, and the winner resumes at step k (m*k + s - k evaluations)")
     g.add_argument("--no-resume", action="store_true", help="truncated mode: denoise the winner from scratch")
     g.add_argument("--no-search", action="store_true", help="the naive baseline: one noise per chunk, s steps")
+    g.add_argument("--candidate-batch", type=int, default=1,
+                   help="candidates sampled in one batched model call (default 1; halved on out-of-memory)")
+    g.add_argument("--accept-score", type=float, default=None,
+                   help="early accept: stop drawing candidates once one scores at least this (default off)")
+    g.add_argument("--halving-k", type=int, default=0,
+                   help="successive halving: preview all m with this many steps, extend the better half up to k "
+                        "(default 0 = off)")
     g.add_argument("--keep-first-frame", action="store_true",
                    help="keep every chunk's first frame (a copy of its guide); dropped by default")
     g.add_argument("--scorer", choices=SCORERS, default="clip-pipeline", help=SCORER_HELP)

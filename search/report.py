@@ -5,7 +5,9 @@ Key names are stable: tools and tests read them.
 ```
 {"format": "chunkwise.report/1",
  "settings": {"chunks", "candidates", "k", "steps", "preview_mode", "seed", "scorer",
-              "resume", "drop_first_frame", "colour_anchor", "colour_method"},
+              "resume", "drop_first_frame", "colour_anchor", "colour_method",
+              "cost": {"candidate_batch", "preview_stride", "preview_decode", "accept_score", "halving_k"}
+                      (only when a cost option is on; then every chunk has a "cost" section too)},
  "chunks": [{"index", "candidates": [{"seed", "score", "frame_scores"}], "chosen", "chosen_seed",
              "nfe": {"preview", "full"},
              "seconds": {"condition", "preview", "decode", "score", "full"}}],
@@ -45,7 +47,7 @@ def build_report(
     is this call's wall time)."""
     search = settings.search
     chunks = [r.to_json() if isinstance(r, ChunkRecord) else dict(r) for r in records]
-    return {
+    report = {
         "format": REPORT_FORMAT,
         "settings": {
             "chunks": settings.chunks,
@@ -68,6 +70,15 @@ def build_report(
         },
         "restored_chunks": int(restored),
     }
+    if search.searching and getattr(search, "tuned", False):
+        report["settings"]["cost"] = {
+            "candidate_batch": search.candidate_batch,
+            "preview_stride": search.preview_stride,
+            "preview_decode": search.preview_decode,
+            "accept_score": search.accept_score,
+            "halving_k": search.halving_k,
+        }
+    return report
 
 
 def dumps(report: dict) -> str:

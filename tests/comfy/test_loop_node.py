@@ -216,3 +216,34 @@ def test_binding_fingerprint_follows_the_weights_and_patches_not_the_load_state(
     assert binding_fingerprint(SimpleNamespace(model=base)) == plain
     other_model = tiny.tiny_wan(seed=8)[0]
     assert binding_fingerprint(SimpleNamespace(model=other_model))["model"] != plain["model"]
+
+
+def test_cost_options_reach_the_search_and_its_report(bound, plain):
+    i2v, scoring = bound["wan"]
+    base = json.loads(plain["wan"].result[1])
+    assert all("cost" not in c or not c["cost"] for c in base["chunks"])  # off by default: the paper's search
+
+    batched = json.loads(loop(i2v, scoring, candidate_batch=2).result[1])
+    assert [c["chosen_seed"] for c in batched["chunks"]] == [c["chosen_seed"] for c in base["chunks"]]
+    assert all(c["cost"]["preview_calls"] == 1 for c in batched["chunks"])  # both candidates in one call
+
+    m, k = 4, 2
+    halving = json.loads(loop(i2v, scoring, candidates=m, k=k, preview_mode="truncated", halving_k=1).result[1])
+    for c in halving["chunks"]:
+        assert c["cost"]["rungs"] and c["cost"]["nfe_saved"] > 0
+        assert c["nfe"]["preview"] + c["nfe"]["full"] == c["cost"]["nfe_formula"] - c["cost"]["nfe_saved"]
+
+    strided = json.loads(loop(i2v, scoring, preview_frame_stride=2, preview_decode="approximate (latent to RGB)")
+                         .result[1])
+    for c in strided["chunks"]:  # no preview goes through the VAE; every 2nd approximate frame plus the last
+        assert c["cost"]["frames_decoded"] == 0 and 0 < c["cost"]["frames_scored"] < M * FRAMES["wan"]
+
+    # the toy scorer's scores are minus a colour distance below 1: the first candidate is always good enough
+    accepted = json.loads(loop(i2v, scoring, candidates=3, accept_score=-1.0).result[1])
+    for c in accepted["chunks"]:
+        assert c["cost"]["accepted"] == 0 and c["chosen"] == 0 and c["nfe"]["preview"] == K
+
+    assert "halving_k must be smaller than k" in ChunkLoop.validate_inputs(k=2, halving_k=2)
+    assert "cannot be combined" in ChunkLoop.validate_inputs(k=4, halving_k=1, accept_score=0.5)
+    assert "candidate_batch must be between 1 and 64, got 0" == ChunkLoop.validate_inputs(candidate_batch=0)
+    assert ChunkLoop.validate_inputs(k=4, halving_k=1, candidate_batch=4, preview_frame_stride=2) is True

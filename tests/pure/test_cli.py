@@ -89,6 +89,21 @@ def test_truncated_previews_resume_and_a_transformers_clip_scorer(files, tmp_pat
     assert [c["nfe"] for c in report["chunks"]] == [{"preview": 2, "full": 2}] * 2  # m*k + s - k
 
 
+def test_cost_flags_batch_and_halve_the_search(files, tmp_path, capsys):
+    out = tmp_path / "halved"
+    rc = generate(files, out, "--chunks", "2", "--candidates", "4", "--k", "2", "--steps", "3", "--preview-mode",
+                  "truncated", "--halving-k", "1", "--candidate-batch", "4", "--quiet")
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "halved.report.json").read_text())
+    assert report["settings"]["cost"]["halving_k"] == 1 and report["settings"]["cost"]["candidate_batch"] == 4
+    for c in report["chunks"]:
+        # rungs 4 x 1 step then 2 extended to k=2; the winner resumes at step 2 of 3
+        assert c["nfe"] == {"preview": 4 * 1 + 2 * 1, "full": 1}
+        assert c["cost"]["nfe_formula"] == 4 * 2 + 3 - 2 and c["cost"]["nfe_saved"] == 9 - 7
+    err = _error(capsys, generate(files, tmp_path / "v.mp4", "--halving-k", "1", "--accept-score", "0.5"))
+    assert "cannot be combined" in err
+
+
 def test_without_pyav_the_frames_go_to_a_png_folder_with_a_note(files, tmp_path, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "av", None)
     rc = generate(files, tmp_path / "v.mp4", "--chunks", "2", "--no-search", "--steps", "2", "--quiet")
