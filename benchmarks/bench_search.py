@@ -25,6 +25,15 @@ outside the model are far larger than with real models. Part 3 shows the trend.
     .venv/bin/python benchmarks/bench_search.py                        # both families, everything
     .venv/bin/python benchmarks/bench_search.py --family wan --reps 3 --json out.json
     .venv/bin/python benchmarks/bench_search.py --parts counted        # only the counted tables
+
+Real weights: ``--diffusers DIR`` (a local diffusers SVD, CogVideoX-I2V or
+Wan-I2V folder, on the first GPU when there is one) runs the timed part on that
+model at its own size, naive against search with ``--m/--k/--steps``, scored by
+the pipeline's CLIP image encoder (or ``--scorer clip-openclip --clip-weights
+FILE`` for pipelines without one)::
+
+    .venv/bin/python benchmarks/bench_search.py --diffusers ~/models/stable-video-diffusion-img2vid-xt \\
+        --m 10 --k 8 --steps 50 --chunks 2 --reps 2
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,17 +123,38 @@ class ModelTimer:
 
 
 class TimedI2V:
-    """Delegates to a ComfyI2V; times the engine's direct ``decode`` calls (the final decode of each chunk)."""
+    """Delegates to a denoiser; times the final decode of each chunk.
+
+    With ``preview_decode`` on the denoiser (ComfyI2V) the engine's ``decode``
+    calls are all final decodes. Without it (diffusers) previews go through
+    ``decode`` too, and the last decode before the next chunk's ``condition``
+    (or the end of the run, :meth:`finish`) is the final one.
+    """
 
     def __init__(self, inner) -> None:
         self.inner = inner
         self.final_decode = 0.0
+        self._separate = hasattr(inner, "preview_decode")
+        self._last = None
+
+    def condition(self, guide):
+        self.finish()
+        return self.inner.condition(guide)
 
     def decode(self, latent):
         t0 = time.perf_counter()
         out = self.inner.decode(latent)
-        self.final_decode += time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        if self._separate:
+            self.final_decode += seconds
+        else:
+            self._last = seconds
         return out
+
+    def finish(self) -> float:
+        if self._last is not None:
+            self.final_decode, self._last = self.final_decode + self._last, None
+        return self.final_decode
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -158,6 +189,57 @@ def build(family: str, size: dict, seed: int = 0):
 
     scorer = ClipMinCosine(ComfyClipVisionEncoder(clip))
     return make, scorer, clip, timer
+
+
+class ForwardTimer:
+    """Adds up the seconds spent in a torch module's forward (the diffusers UNet or transformer)."""
+
+    def __init__(self, module) -> None:
+        self.seconds = 0.0
+        self._t0 = 0.0
+        module.register_forward_pre_hook(self._start)
+        module.register_forward_hook(self._stop)
+
+    @staticmethod
+    def _sync() -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    def _start(self, *_args) -> None:
+        self._sync()
+        self._t0 = time.perf_counter()
+
+    def _stop(self, *_args) -> None:
+        self._sync()
+        self.seconds += time.perf_counter() - self._t0
+
+
+class NoCounter:
+    """Stands in for :class:`CountingClipVision` where the scorer's encoder is not a CLIP_VISION."""
+
+    seconds = 0.0
+    images = 0
+
+
+def build_diffusers(spec: dict):
+    """A local diffusers folder as (make_denoiser(), scorer, counter, model timer), loaded once."""
+    from chunkwise.search.cli import build_scorer
+    from chunkwise.search.hosts import load_denoiser
+
+    options = {key: spec[key] for key in ("width", "height", "num_frames", "prompt") if spec.get(key) is not None}
+    den = load_denoiser(spec["model"], device=spec.get("device"), dtype=spec.get("dtype", "auto"), seed=1, **options)
+    network = getattr(den.pipe, "unet", None) or den.pipe.transformer
+    timer = ForwardTimer(network)
+    scorer_args = argparse.Namespace(scorer=spec.get("scorer", "clip-pipeline"), clip_model=spec.get("clip_model"),
+                                     clip_weights=spec.get("clip_weights"), anchor_weight=0.0, frame_stride=1)
+    scorer = build_scorer(scorer_args, den.pipe, den.device)
+
+    def make():
+        return TimedI2V(den)
+
+    return make, scorer, NoCounter(), timer
 
 
 def guide(size: dict, seed: int = 0):
@@ -317,10 +399,16 @@ def timed_child(family: str, variant: str, reps: int, chunks: int, size: dict) -
     import torch
     from chunkwise.search.engine import LoopSettings, run_chunks
 
-    make, scorer, clip, timer = build(family, size)
-    search = search_settings(variant)
+    if family == "diffusers":
+        make, scorer, clip, timer = build_diffusers(size)
+        search = search_settings(variant, size["m"], size["k"], size["steps"])
+        den = make().inner
+        image = guide({"height": getattr(den, "height", 512), "width": getattr(den, "width", 512)})
+    else:
+        make, scorer, clip, timer = build(family, size)
+        search = search_settings(variant)
+        image = guide(size)
     settings = LoopSettings(chunks=chunks, seed=1, search=search)
-    image = guide(size)
     rss_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -334,7 +422,7 @@ def timed_child(family: str, variant: str, reps: int, chunks: int, size: dict) -
         wall = time.perf_counter() - t0
         split = {key: sum(c["seconds"][key] for c in result.report["chunks"]) / chunks
                  for key in ("condition", "preview", "decode", "score", "full")}
-        final_decode = den.final_decode / chunks
+        final_decode = den.finish() / chunks
         runs.append({
             "wall_per_chunk": wall / chunks,
             "condition": split["condition"],
@@ -375,10 +463,10 @@ def run_child(args_list: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def timed(family: str, reps: int, chunks: int) -> dict:
+def timed(family: str, reps: int, chunks: int, spec: Optional[dict] = None) -> dict:
     results = {}
     for variant in TIMED_VARIANTS:
-        raw = run_child([family, variant, str(reps), str(chunks), json.dumps(SIZES[family])])
+        raw = run_child([family, variant, str(reps), str(chunks), json.dumps(spec or SIZES[family])])
         raw["summary"] = summarize_runs(raw["runs"])
         results[variant] = raw
     naive = results["naive"]["summary"]
@@ -417,8 +505,8 @@ def print_counted(family: str, rows: list[dict]) -> None:
               f"{r['preview_calls_per_chunk']:6.1f} {r['candidates_drawn_per_chunk']:6.1f}")
 
 
-def print_timed(family: str, results: dict) -> None:
-    print(f"\n## Timed, {family} (tiny models on {platform.processor() or platform.machine()}, "
+def print_timed(family: str, results: dict, what: str = "tiny models") -> None:
+    print(f"\n## Timed, {family} ({what} on {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs; seconds per chunk, median [min-max])")
     cols = ["wall_per_chunk", "condition", "preview_sampling", "preview_decode", "scoring", "full_denoise",
             "final_decode", "model"]
@@ -428,7 +516,8 @@ def print_timed(family: str, results: dict) -> None:
         s = raw["summary"]
         cells = " ".join(f"{s[c]['median']:8.3f} [{s[c]['min']:.3f}-{s[c]['max']:.3f}]" for c in cols)
         print(f"{variant:28s} {cells} {100 * s['outside_model_share']['median']:13.1f}% "
-              f"{raw['wall_ratio']:10.2f} {raw['nfe_ratio']:9.2f} {raw['peak_rss_mib']:12.0f}")
+              f"{raw['wall_ratio']:10.2f} {raw['nfe_ratio']:9.2f} {raw['peak_rss_mib']:12.0f}"
+              + (f" (GPU peak {raw['peak_cuda_mib']:.0f} MiB)" if "peak_cuda_mib" in raw else ""))
 
 
 def print_sweep(family: str, rows: list[dict]) -> None:
@@ -461,6 +550,22 @@ def main(argv=None) -> dict:
     parser.add_argument("--agreement-chunks", type=int, default=6, help="chunks for approximate/stride agreement")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--json", default=str(ROOT / ".cache" / "bench" / "bench_search.json"))
+    parser.add_argument("--diffusers", metavar="DIR",
+                        help="time a local diffusers I2V folder (real weights) instead of the tiny models")
+    parser.add_argument("--m", type=int, default=4, help="--diffusers: candidates per chunk (default 4)")
+    parser.add_argument("--k", type=int, default=8, help="--diffusers: preview steps (default 8)")
+    parser.add_argument("--steps", type=int, default=25, help="--diffusers: full steps (default 25)")
+    parser.add_argument("--device", help="--diffusers: torch device (default: the first GPU, else cpu)")
+    parser.add_argument("--dtype", default="auto", help="--diffusers: auto, fp32, fp16 or bf16")
+    parser.add_argument("--scorer", default="clip-pipeline", choices=["clip-pipeline", "clip-openclip",
+                                                                      "clip-transformers"],
+                        help="--diffusers: the scorer, as in chunkwise generate")
+    parser.add_argument("--width", type=int, help="--diffusers: frame width (default: the model's own)")
+    parser.add_argument("--height", type=int, help="--diffusers: frame height (default: the model's own)")
+    parser.add_argument("--frames", type=int, help="--diffusers: frames per chunk (default: the model's own)")
+    parser.add_argument("--prompt", help="--diffusers: text prompt (CogVideoX, Wan)")
+    parser.add_argument("--clip-model", default="ViT-L-14", help="--diffusers: open_clip model name")
+    parser.add_argument("--clip-weights", help="--diffusers: open_clip file or transformers folder")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -491,6 +596,20 @@ def main(argv=None) -> dict:
         "cuda": torch.cuda.is_available(), "threads": torch.get_num_threads(),
         "load_average_at_start": os.getloadavg()}, "settings": {"m": M, "k": K, "s": S, "chunks": args.chunks,
                                                          "reps": args.reps}, "families": {}}
+    if args.diffusers:
+        model = Path(args.diffusers).expanduser()
+        if not (model / "model_index.json").is_file():
+            parser.error(f"--diffusers {model}: not a diffusers folder (no model_index.json)")
+        spec = {"model": str(model), "m": args.m, "k": args.k, "steps": args.steps, "device": args.device,
+                "dtype": args.dtype, "scorer": args.scorer, "clip_model": args.clip_model,
+                "clip_weights": args.clip_weights, "width": args.width, "height": args.height,
+                "num_frames": args.frames, "prompt": args.prompt}
+        out["settings"].update({"m": args.m, "k": args.k, "s": args.steps, "model": str(model)})
+        with torch.inference_mode():
+            out["families"]["diffusers"] = {"timed": timed("diffusers", args.reps, args.chunks, spec)}
+        print_timed("diffusers", out["families"]["diffusers"]["timed"], what=f"{model.name}, m={args.m} "
+                    f"k={args.k} s={args.steps}")
+        families = []
     with torch.inference_mode():
         for family in families:
             res = out["families"].setdefault(family, {})
@@ -507,7 +626,7 @@ def main(argv=None) -> dict:
             if "sweep" in args.parts:
                 res["sweep"] = sweep(family, 1)
                 print_sweep(family, res["sweep"])
-        if "counted" in args.parts:
+        if "counted" in args.parts and families:
             out["toy_matching"] = toy_matching(args.match_chunks)
             print_matching(out["toy_matching"])
     path = Path(args.json)
