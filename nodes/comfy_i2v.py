@@ -228,10 +228,12 @@ class SVDFamily:
     """
 
     name = "SVD"
-    batches_candidates = False
-    """Candidates cannot share a sampler call: the latent's batch dimension is the chunk's frames
-    (the SVD UNet reads ``num_video_frames`` from the batch size), so stacking candidates would
-    need a UNet wrapper that splits them; ``sample_batch`` samples them one after another."""
+    batches_candidates = True
+    frames_in_batch = True
+    """The latent's batch dimension is the chunk's frames and the SVD UNet takes ``num_video_frames``
+    from the batch size. Candidates are stacked frame-major ([m*T, ...]) on a model clone whose UNet
+    wrapper keeps ``num_video_frames`` at T (its temporal layers then see m videos) and whose cfg
+    function (VideoLinearCFGGuidance's per-frame ramp) runs once per candidate's T frames."""
 
     def __init__(
         self,
@@ -686,8 +688,51 @@ class ComfyI2V:
         return results
 
     def can_batch(self) -> bool:
-        """Whether candidates can share one sampler call with this family and sampler."""
-        return bool(getattr(self.family, "batches_candidates", False)) and not draws_noise(self.sampler_name)
+        """Whether candidates can share one sampler call with this family and sampler.
+
+        Not for samplers that draw noise while sampling (one seed per call), and not for
+        frames-in-batch families (SVD) whose model carries pre- or post-cfg functions: those
+        see the whole stacked batch and may depend on a frame's position in it.
+        """
+        if not getattr(self.family, "batches_candidates", False) or draws_noise(self.sampler_name):
+            return False
+        if getattr(self.family, "frames_in_batch", False):
+            options = self.model.model_options
+            return not (options.get("sampler_pre_cfg_function") or options.get("sampler_post_cfg_function"))
+        return True
+
+    def _frames_batch_model(self, candidates: int, frames: int):
+        """A clone of the model that samples ``candidates`` stacked videos of ``frames`` frames each.
+
+        The UNet wrapper sets ``num_video_frames`` back to ``frames`` (ComfyUI sets it to the batch size)
+        and chains to the wrapper already there (the NFE counter, a user's); a cfg function runs per
+        candidate's slice of the batch, so a per-frame ramp restarts for each candidate.
+        """
+        model = self.model.clone()
+        previous = self.model.model_options.get("model_function_wrapper")
+
+        def frames_wrapper(apply_model, args):
+            args = {**args, "c": {**args["c"], "num_video_frames": frames}}
+            if previous is not None:
+                return previous(apply_model, args)
+            return apply_model(args["input"], args["timestep"], **args["c"])
+
+        model.set_model_unet_function_wrapper(frames_wrapper)
+        cfg_function = self.model.model_options.get("sampler_cfg_function")
+        if cfg_function is not None:
+            total = candidates * frames
+
+            def per_candidate_cfg(args):
+                parts = []
+                for b in range(candidates):
+                    part = {key: value[b * frames : (b + 1) * frames]
+                            if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == total else value
+                            for key, value in args.items()}
+                    parts.append(cfg_function(part))
+                return torch.cat(parts)
+
+            model.model_options["sampler_cfg_function"] = per_candidate_cfg
+        return model
 
     def _sample_stacked(self, cond, noises, resumes, *, steps, start_step, end_step, callback, seed):
         if len(noises) == 1:
@@ -708,10 +753,12 @@ class ComfyI2V:
         else:
             noise, resume_latent = torch.cat(noises), None
         end = steps if end_step is None else end_step
+        per = int(cond.latent["samples"].shape[0])  # 1 (Wan), or the frames of one candidate (SVD)
+        model = self._frames_batch_model(size, per) if getattr(self.family, "frames_in_batch", False) else self.model
         before = self._counter.count
         self._counter.new_window()
         out, x0 = sample_window(
-            self.model, noise, cond.positive, cond.negative, latent, steps=steps, cfg=self.cfg,
+            model, noise, cond.positive, cond.negative, latent, steps=steps, cfg=self.cfg,
             sampler_name=self.sampler_name, scheduler=self.scheduler, start_step=start_step, end_step=end,
             resume_latent=resume_latent, callback=callback, seed=seed,
         )
@@ -720,7 +767,8 @@ class ComfyI2V:
         comfy.model_management.soft_empty_cache()
         finished = end >= steps
         return [
-            SampleResult(latent=out[b : b + 1], x0=out[b : b + 1] if finished else x0[b : b + 1], steps=steps,
+            SampleResult(latent=out[b * per : (b + 1) * per],
+                         x0=out[b * per : (b + 1) * per] if finished else x0[b * per : (b + 1) * per], steps=steps,
                          start_step=start_step, end_step=end)
             for b in range(size)
         ]

@@ -225,10 +225,11 @@ class ChunkLoop(io.ComfyNode):
                                        "corrects casts and saturation, recommended). rgb: per RGB channel (simpler, "
                                        "moves brightness and colour together)."),
                 io.Int.Input("candidate_batch", default=1, min=1, max=64, optional=True,
-                             tooltip="Candidates sampled together in one batched call (Wan: along the batch "
-                                     "dimension; SVD always one by one, its batch is its frames). Same results, "
+                             tooltip="Candidates sampled together in one batched model call per step (Wan along "
+                                     "the batch dimension, SVD as stacked videos). Same results to float rounding, "
                                      "better GPU use, more memory; on out-of-memory the batch is halved and "
-                                     "retried automatically. 1: one candidate at a time."),
+                                     "retried automatically. Ancestral/SDE samplers sample one at a time (one "
+                                     "seed per call). 1: one candidate at a time."),
                 io.Int.Input("preview_frame_stride", default=1, min=1, max=64, optional=True,
                              tooltip="Score every n-th preview frame (the first and last always). Fewer frames "
                                      "decoded (where the VAE decodes frames separately, as SVD's) and encoded by "

@@ -93,9 +93,51 @@ def test_masked_latent_batch_resumes_with_each_candidates_corrected_noise(wan_pa
         torch.testing.assert_close(r.latent[:, :, :1], clean[:, :, :1], **TOL)
 
 
-def test_svd_samples_candidates_one_by_one_and_says_why(svd_parts):
+@pytest.mark.parametrize("cfg", [1.0, 2.5])
+def test_svd_batch_stacks_videos_frame_major_and_equals_sequential_runs(svd_parts, cfg):
+    # min_cfg=1.0: VideoLinearCFGGuidance's per-frame cfg ramp is on the model, as in the stock workflow
+    i2v = make_i2v("svd", svd_parts, cfg=cfg)
+    assert type(i2v.family).frames_in_batch and i2v.can_batch()
+    assert "sampler_cfg_function" in i2v.model.model_options
+    cond = i2v.condition(guide_image())
+    frames = cond.latent["samples"].shape[0]
+    noises = noises_for(i2v, cond, [0, 1, 2])
+    single = sequential(i2v, cond, noises, steps=3)
+    calls = []
+    inner = i2v.model.model_options["model_function_wrapper"]
+
+    def spy(apply_model, args):
+        calls.append((int(args["input"].shape[0]), args["c"]["num_video_frames"]))
+        return inner(apply_model, args)
+
+    i2v.model.set_model_unet_function_wrapper(spy)
+    before = i2v.nfe
+    batched = i2v.sample_batch(cond, noises, steps=3, seeds=[0, 1, 2])
+    assert i2v.nfe - before == 3 * 3
+    # one UNet call per step for all three videos, each still seen as a video of `frames` frames
+    assert calls == [(3 * frames * (1 if cfg == 1.0 else 2), frames)] * 3
+    assert_same(batched, single)
+    assert all(b.latent.shape[0] == frames for b in batched)
+    assert not torch.allclose(batched[0].latent, batched[1].latent)
+
+
+def test_svd_batched_windows_resume_like_sequential_ones(svd_parts):
     i2v = make_i2v("svd", svd_parts)
-    assert type(i2v.family).batches_candidates is False and not i2v.can_batch()
+    cond = i2v.condition(guide_image(4))
+    noises = noises_for(i2v, cond, [3, 4])
+    part_single = sequential(i2v, cond, noises, steps=4, end_step=2)
+    part_batched = i2v.sample_batch(cond, noises, steps=4, end_step=2)
+    assert_same(part_batched, part_single)
+    rest_single = sequential(i2v, cond, noises, steps=4, start_step=2, resumes=part_single)
+    rest_batched = i2v.sample_batch(cond, noises, steps=4, start_step=2, resumes=part_batched)
+    assert_same(rest_batched, rest_single)
+
+
+def test_svd_with_a_post_cfg_function_samples_one_by_one(svd_parts):
+    # A post-cfg function sees the whole batch and may depend on a frame's place in it: not stacked.
+    i2v = make_i2v("svd", svd_parts)
+    i2v.model.set_model_sampler_post_cfg_function(lambda args: args["denoised"])
+    assert not i2v.can_batch()
     cond = i2v.condition(guide_image())
     noises = noises_for(i2v, cond, [0, 1])
     before = i2v.nfe
