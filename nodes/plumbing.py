@@ -23,6 +23,23 @@ def to_pil(frame: torch.Tensor) -> Image.Image:
     return Image.fromarray(array)
 
 
+SUMMARY_LINES = 12
+"""Per-chunk lines shown on the node while a run goes on (the latest ones)."""
+
+
+def show_text(text: str, node_id) -> None:
+    """Text on the node in the editor while it runs (ComfyUI's progress text); nothing without a server."""
+    if node_id is None:
+        return
+    try:
+        from server import PromptServer
+    except ImportError:
+        return
+    instance = getattr(PromptServer, "instance", None)
+    if instance is not None and hasattr(instance, "send_progress_text"):
+        instance.send_progress_text(text, node_id)
+
+
 def comfy_hooks(total_hint: int = 1, node_id=None) -> Hooks:
     """Hooks that drive one ComfyUI progress bar over the whole run and honour Cancel."""
     bar = comfy.utils.ProgressBar(max(1, total_hint), node_id=node_id)
@@ -35,17 +52,16 @@ def comfy_hooks(total_hint: int = 1, node_id=None) -> Hooks:
         bar.update_absolute(bar.current, bar.total, ("JPEG", to_pil(frame), PREVIEW_SIZE))
         log.info("chunk %d candidate %d: score %.4f", chunk, candidate, score.score)
 
+    lines: list[str] = []
+
     def on_chunk(record, frames: torch.Tensor) -> None:
         bar.update_absolute(bar.current, bar.total, ("JPEG", to_pil(frames[-1]), PREVIEW_SIZE))
-        scores = [c["score"] for c in record.candidates]
-        log.info(
-            "chunk %d done: winner %d (seed %d) of scores %s, %.1fs",
-            record.index,
-            record.chosen,
-            record.chosen_seed,
-            ["-" if s is None else round(s, 4) for s in scores],
-            sum(record.seconds.values()),
-        )
+        scores = " ".join("-" if c["score"] is None else f"{c['score']:.4f}" for c in record.candidates)
+        line = (f"chunk {record.index}: winner {record.chosen} (seed {record.chosen_seed}) of [{scores}], "
+                f"{sum(record.seconds.values()):.1f}s")
+        log.info("%s", line)
+        lines.append(line)
+        show_text("\n".join(lines[-SUMMARY_LINES:]), node_id)
 
     return Hooks(
         check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted,

@@ -1,0 +1,51 @@
+"""Tier 2: the ComfyUI hooks show a per-chunk summary on the node while a run goes on."""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType, SimpleNamespace
+
+import torch
+from chunkwise.nodes.plumbing import SUMMARY_LINES, comfy_hooks
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.texts: list[tuple[str, str]] = []
+
+    def send_progress_text(self, text, node_id, sid=None):
+        self.texts.append((text, node_id))
+
+
+def record(index, scores, chosen):
+    return SimpleNamespace(index=index, chosen=chosen, chosen_seed=1000000 * index + chosen,
+                           candidates=[{"score": s} for s in scores], seconds={"preview": 1.0, "full": 0.5})
+
+
+def test_each_finished_chunk_adds_a_line_to_the_nodes_text(monkeypatch):
+    server = FakeServer()
+    module = ModuleType("server")
+    module.PromptServer = SimpleNamespace(instance=server)
+    monkeypatch.setitem(sys.modules, "server", module)
+    hooks = comfy_hooks(10, node_id="7")
+    frames = torch.rand(3, 8, 8, 3)
+    hooks.on_chunk(record(0, [0.5, 0.75], 1), frames)
+    hooks.on_chunk(record(1, [None], 0), frames)
+    assert [node for _, node in server.texts] == ["7", "7"]
+    assert server.texts[-1][0] == ("chunk 0: winner 1 (seed 1) of [0.5000 0.7500], 1.5s\n"
+                                   "chunk 1: winner 0 (seed 1000000) of [-], 1.5s")
+    for i in range(2, SUMMARY_LINES + 5):
+        hooks.on_chunk(record(i, [0.1], 0), frames)
+    shown = server.texts[-1][0].splitlines()
+    assert len(shown) == SUMMARY_LINES and shown[-1].startswith(f"chunk {SUMMARY_LINES + 4}:")
+
+
+def test_without_a_server_or_node_id_nothing_is_sent(monkeypatch):
+    server = FakeServer()
+    module = ModuleType("server")
+    module.PromptServer = SimpleNamespace(instance=server)
+    monkeypatch.setitem(sys.modules, "server", module)
+    comfy_hooks(1, node_id=None).on_chunk(record(0, [0.2], 0), torch.rand(1, 4, 4, 3))
+    assert server.texts == []
+    monkeypatch.setitem(sys.modules, "server", None)  # no server module at all: no error either
+    comfy_hooks(1, node_id="3").on_chunk(record(0, [0.2], 0), torch.rand(1, 4, 4, 3))
