@@ -30,6 +30,8 @@ import comfy.utils
 import torch
 
 from ..search.adaptive import frame_indices
+from ..search.batching import is_out_of_memory as is_torch_out_of_memory
+from ..search.batching import run_in_batches
 from ..search.errors import ChunkwiseError, check_image
 from ..search.protocols import SampleResult, StepCallback
 
@@ -663,28 +665,17 @@ class ComfyI2V:
                             callback=callback, seed=s)
                 for n, r, s in zip(noises, resumes, seeds, strict=True)
             ]
-        results: list[SampleResult] = []
-        i = 0
-        while i < count:
-            size = min(count - i, self.batch_limit or count)
-            before = self._counter.count
-            try:
-                results += self._sample_stacked(
-                    cond, noises[i : i + size], resumes[i : i + size], steps=steps, start_step=start_step,
-                    end_step=end_step, callback=callback, seed=seeds[i],
-                )
-            except Exception as error:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
-                if not is_out_of_memory(error) or size == 1:
-                    raise
-                self._counter.count = before
-                self.batch_limit = max(1, size // 2)
-                log.warning(
-                    "chunkwise: out of memory sampling %d candidates in one batch; retrying with batches of %d",
-                    size, self.batch_limit,
-                )
-                comfy.model_management.soft_empty_cache()
-                continue
-            i += size
+        def restore(saved) -> None:
+            self._counter.count = saved
+
+        results, self.batch_limit = run_in_batches(
+            count, self.batch_limit,
+            lambda i, n: self._sample_stacked(cond, noises[i : i + n], resumes[i : i + n], steps=steps,
+                                              start_step=start_step, end_step=end_step, callback=callback,
+                                              seed=seeds[i]),
+            snapshot=lambda: self._counter.count, restore=restore,
+            free=comfy.model_management.soft_empty_cache, out_of_memory=is_out_of_memory,
+        )
         return results
 
     def can_batch(self) -> bool:
@@ -795,7 +786,7 @@ def draws_noise(sampler_name: str) -> bool:
 
 def is_out_of_memory(error: BaseException) -> bool:
     """torch's out-of-memory error, or the one ComfyUI's model management names for this device."""
-    if isinstance(error, torch.OutOfMemoryError):
+    if is_torch_out_of_memory(error):
         return True
     oom = getattr(comfy.model_management, "OOM_EXCEPTION", None)
     return oom is not None and oom is not Exception and isinstance(error, oom)

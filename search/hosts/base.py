@@ -30,6 +30,7 @@ from typing import Any, Optional
 
 import torch
 
+from ..batching import run_in_batches
 from ..errors import ChunkwiseError
 from ..protocols import SampleResult, StepCallback
 
@@ -92,9 +93,9 @@ BATCHABLE_SCHEDULERS = frozenset({
 host), so several candidates can share one scheduler along the batch dimension."""
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
-    return (oom is not None and isinstance(error, oom)) or "out of memory" in str(error).lower()
+def _empty_cache() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _accepts(fn, name: str) -> bool:
@@ -275,25 +276,14 @@ class DiffusersDenoiser:
         if type(self.pipe.scheduler).__name__ not in BATCHABLE_SCHEDULERS:
             return [self._sample_stacked(cond, [n], [r], [s], **window)[0]
                     for n, r, s in zip(noises, resumes, seeds, strict=True)]
-        results: list[SampleResult] = []
-        i = 0
-        while i < count:
-            size = min(count - i, self.batch_limit or count)
-            nfe, calls = self.nfe, self.network_calls
-            try:
-                results += self._sample_stacked(cond, noises[i : i + size], resumes[i : i + size],
-                                                seeds[i : i + size], **window)
-            except Exception as error:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
-                if not is_out_of_memory(error) or size == 1:
-                    raise
-                self.nfe, self.network_calls = nfe, calls
-                self.batch_limit = max(1, size // 2)
-                log.warning("chunkwise: out of memory sampling %d candidates in one batch; retrying with batches "
-                            "of %d", size, self.batch_limit)
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                continue
-            i += size
+        def restore(saved) -> None:
+            self.nfe, self.network_calls = saved
+
+        results, self.batch_limit = run_in_batches(
+            count, self.batch_limit,
+            lambda i, n: self._sample_stacked(cond, noises[i : i + n], resumes[i : i + n], seeds[i : i + n], **window),
+            snapshot=lambda: (self.nfe, self.network_calls), restore=restore, free=_empty_cache,
+        )
         return results
 
     def _check_window(self, steps: int, start_step: int, end_step: Optional[int], resumes: list) -> int:
