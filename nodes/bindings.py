@@ -12,6 +12,7 @@ from comfy_api.latest import io
 
 import nodes as comfy_nodes  # ComfyUI's own top-level module (MAX_RESOLUTION)
 
+from ..search.errors import ChunkwiseError
 from .chunk_nodes import _sampler_inputs
 from .comfy_i2v import ComfyI2V, SVDFamily, WanFamily
 from .types import I2V
@@ -19,8 +20,8 @@ from .types import I2V
 CATEGORY = "chunkwise/models"
 
 
-def _bind(model, vae, family, steps, cfg, sampler_name, scheduler) -> ComfyI2V:
-    i2v = ComfyI2V(model, vae, family, sampler_name=sampler_name, scheduler=scheduler, cfg=cfg)
+def _bind(model, vae, family, steps, cfg, sampler_name, scheduler, **experts) -> ComfyI2V:
+    i2v = ComfyI2V(model, vae, family, sampler_name=sampler_name, scheduler=scheduler, cfg=cfg, **experts)
     i2v.steps = int(steps)
     return i2v
 
@@ -80,7 +81,9 @@ class I2VWan(io.ComfyNode):
             category=CATEGORY,
             description="Wan 2.1 I2V / Wan 2.2 14B I2V as an I2V model for ChunkLoop. Every chunk is conditioned "
                         "by ComfyUI's WanImageToVideo on its guide frame, resized (centre crop) to width x height. "
-                        "Connect clip_vision for Wan 2.1 (clip_vision_h); Wan 2.2 does not use it.",
+                        "Connect clip_vision for Wan 2.1 (clip_vision_h); Wan 2.2 does not use it. Wan 2.2 14B: "
+                        "the high-noise expert as model, the low-noise expert as model_low_noise; they share one "
+                        "schedule and hand over at switch_step, as the stock two-KSamplerAdvanced workflow.",
             inputs=[
                 io.Model.Input("model", tooltip="From UNETLoader (e.g. wan2.1_i2v_480p_14B_fp16.safetensors); "
                                                 "add ModelSamplingSD3 shift 8 as in the stock workflow."),
@@ -97,16 +100,33 @@ class I2VWan(io.ComfyNode):
                 *_sampler_inputs(steps_default=20),
                 io.ClipVision.Input("clip_vision", optional=True,
                                     tooltip="Wan 2.1 only: clip_vision_h, encodes every chunk's guide frame."),
+                io.Model.Input("model_low_noise", optional=True,
+                               tooltip="Wan 2.2 14B only: the low-noise expert (wan2.2_i2v_low_noise_14B), with the "
+                                       "same ModelSamplingSD3 shift as model (the high-noise expert). It denoises "
+                                       "the steps from switch_step on. Empty: model denoises every step."),
+                io.Int.Input("switch_step", default=0, min=0, max=10000, optional=True,
+                             tooltip="The step where model_low_noise takes over (the stock Wan 2.2 workflow: 10 of "
+                                     "20). 0: half the steps. Short k-step previews switch at the same fraction of "
+                                     "their k steps; truncated previews that stop before it use only model."),
             ],
             outputs=[I2V.Output("i2v", tooltip="The bound model, for ChunkLoop.")],
         )
 
     @classmethod
     def execute(cls, model, positive, negative, vae, width, height, length, steps, cfg, sampler_name, scheduler,
-                clip_vision=None) -> io.NodeOutput:
+                clip_vision=None, model_low_noise=None, switch_step=0) -> io.NodeOutput:
         family = WanFamily(positive=positive, negative=negative, width=width, height=height, length=length,
                            clip_vision=clip_vision)
-        return io.NodeOutput(_bind(model, vae, family, steps, cfg, sampler_name, scheduler))
+        experts = {}
+        if model_low_noise is not None:
+            switch = int(switch_step) or max(1, steps // 2)
+            if not 1 <= switch < steps:
+                raise ChunkwiseError(
+                    f"switch_step must be between 1 and steps - 1 with a low-noise model, got switch_step={switch}, "
+                    f"steps={steps}; use {max(1, steps // 2)} (half, as the stock workflow) or 0 for half"
+                )
+            experts = {"model_low_noise": model_low_noise, "switch_step": switch, "schedule_steps": int(steps)}
+        return io.NodeOutput(_bind(model, vae, family, steps, cfg, sampler_name, scheduler, **experts))
 
 
 BINDING_NODES = [I2VSVD, I2VWan]

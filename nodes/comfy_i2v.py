@@ -161,14 +161,15 @@ class NFECounter:
             self._seen |= indices
 
 
-def count_nfe(model) -> tuple[Any, NFECounter]:
+def count_nfe(model, counter: Optional[NFECounter] = None) -> tuple[Any, NFECounter]:
     """A clone of ``model`` whose evaluations are counted (the original is untouched).
 
     Uses ``set_model_unet_function_wrapper``; a wrapper already on the model
-    keeps working: the counter observes the call and hands it on to it.
+    keeps working: the counter observes the call and hands it on to it. Pass
+    ``counter`` to count several models (two experts) on one counter.
     """
     patched = model.clone()
-    counter = NFECounter()
+    counter = counter if counter is not None else NFECounter()
     previous = patched.model_options.get("model_function_wrapper")
 
     def counting_wrapper(apply_model, args):
@@ -388,6 +389,15 @@ class ComfyI2V:
     family's stock node once per chunk; ``sample`` runs a window of the stock
     KSampler schedule from the noise it is given; ``decode`` uses the VAE's own
     decode (which falls back to tiling on out-of-memory).
+
+    Two experts (Wan 2.2 14B I2V): ``model`` denoises steps ``[0, switch_step)``
+    and ``model_low_noise`` steps ``[switch_step, steps)`` of the one schedule, as
+    the stock workflow's two KSamplerAdvanced nodes do (the second continues the
+    first's latent with noise disabled). ``switch_step`` refers to a schedule of
+    ``schedule_steps`` steps (the binding's); a schedule of another length (a
+    short k-step preview) switches at the same fraction of its steps, rounded.
+    A window that crosses the switch runs both; a truncated preview that stops
+    before it uses only the first.
     """
 
     def __init__(
@@ -399,6 +409,9 @@ class ComfyI2V:
         sampler_name: str = "euler",
         scheduler: str = "simple",
         cfg: float = 1.0,
+        model_low_noise=None,
+        switch_step: Optional[int] = None,
+        schedule_steps: Optional[int] = None,
     ) -> None:
         if sampler_name not in comfy.samplers.KSampler.SAMPLERS:
             raise ChunkwiseError(
@@ -412,6 +425,22 @@ class ComfyI2V:
         if vae is None:
             raise ChunkwiseError("a VAE is needed to encode the guide and decode chunks, got None; connect a VAE")
         self.model, self._counter = count_nfe(family.patch_model(model))
+        self.model_low_noise = None
+        self.switch_step: Optional[int] = None
+        if model_low_noise is not None:
+            if isinstance(switch_step, bool) or not isinstance(switch_step, int) or switch_step < 1:
+                raise ChunkwiseError(
+                    f"switch_step must be an integer >= 1 with a second (low-noise) model, got {switch_step!r}; "
+                    "use half the steps, as the stock Wan 2.2 workflow (10 of 20)"
+                )
+            if schedule_steps is not None and not (isinstance(schedule_steps, int) and schedule_steps > switch_step):
+                raise ChunkwiseError(
+                    f"switch_step must be smaller than the schedule's steps, got switch_step={switch_step}, "
+                    f"steps={schedule_steps}; use half the steps, as the stock Wan 2.2 workflow"
+                )
+            self.model_low_noise, _ = count_nfe(family.patch_model(model_low_noise), self._counter)
+            self.switch_step = switch_step
+        self.schedule_steps = schedule_steps
         self.vae = vae
         self.family = family
         self.sampler_name = sampler_name
@@ -428,7 +457,9 @@ class ComfyI2V:
         return self._counter.count
 
     def describe(self) -> str:
-        return f"{self.family.describe()}; {self.sampler_name}/{self.scheduler}, cfg {self.cfg}"
+        of = f" of {self.schedule_steps}" if self.schedule_steps else ""
+        experts = f"; two experts, switch at step {self.switch_step}{of}" if self.model_low_noise is not None else ""
+        return f"{self.family.describe()}; {self.sampler_name}/{self.scheduler}, cfg {self.cfg}{experts}"
 
     # 1. Conditioning -----------------------------------------------------
 
@@ -502,27 +533,48 @@ class ComfyI2V:
             else:
                 resume_latent = resume.latent
         self._counter.new_window()
-        out, x0 = sample_window(
-            self.model,
-            noise,
-            cond.positive,
-            cond.negative,
-            latent,
-            steps=steps,
-            cfg=self.cfg,
-            sampler_name=self.sampler_name,
-            scheduler=self.scheduler,
-            start_step=start_step,
-            end_step=end,
-            resume_latent=resume_latent,
-            callback=callback,
-            seed=seed,
+        out, x0 = self._sample_experts(
+            self.model, noise, cond, steps=steps, start_step=start_step, end_step=end,
+            resume_latent=resume_latent, callback=callback, seed=seed,
         )
         comfy.model_management.soft_empty_cache()
         finished = end >= steps
         return SampleResult(
             latent=out, x0=out if finished else x0, steps=steps, start_step=start_step, end_step=end
         )
+
+    def _sample_experts(self, model, noise, cond: ComfyCond, *, steps, start_step, end_step, resume_latent, callback,
+                        seed):
+        """:func:`sample_window` over ``[start_step, end_step)``, handing over to the low-noise expert at
+        ``switch_step`` (its latent continued with noise disabled, as the stock KSamplerAdvanced chain)."""
+        window = dict(cfg=self.cfg, sampler_name=self.sampler_name, scheduler=self.scheduler, steps=steps,
+                      callback=callback, seed=seed)
+        switch = self.switch_at(steps)
+        if switch is None or end_step <= switch:
+            return sample_window(model, noise, cond.positive, cond.negative, cond.latent, start_step=start_step,
+                                 end_step=end_step, resume_latent=resume_latent, **window)
+        if "noise_mask" in cond.latent:
+            raise ChunkwiseError(
+                "two experts need a latent without a noise_mask (the low-noise expert continues the first one's "
+                "latent); use WanImageToVideo's conditioning, or one model"
+            )
+        if start_step < switch:
+            resume_latent, _ = sample_window(model, noise, cond.positive, cond.negative, cond.latent,
+                                             start_step=start_step, end_step=switch,
+                                             resume_latent=resume_latent, **window)
+            start_step = switch
+            self._counter.new_window()
+        return sample_window(self.model_low_noise, noise, cond.positive, cond.negative, cond.latent,
+                             start_step=start_step,
+                             end_step=end_step, resume_latent=resume_latent, **window)
+
+    def switch_at(self, steps: int) -> Optional[int]:
+        """The step where the low-noise expert takes over in a ``steps``-step schedule (None: one model)."""
+        if self.model_low_noise is None:
+            return None
+        if not self.schedule_steps or steps == self.schedule_steps:
+            return self.switch_step
+        return min(steps, max(1, round(steps * self.switch_step / self.schedule_steps)))
 
     def sigmas(self, steps: int) -> torch.Tensor:
         """The stock KSampler's sigma schedule for this binding (``steps + 1`` values)."""
@@ -748,10 +800,9 @@ class ComfyI2V:
         model = self._frames_batch_model(size, per) if getattr(self.family, "frames_in_batch", False) else self.model
         before = self._counter.count
         self._counter.new_window()
-        out, x0 = sample_window(
-            model, noise, cond.positive, cond.negative, latent, steps=steps, cfg=self.cfg,
-            sampler_name=self.sampler_name, scheduler=self.scheduler, start_step=start_step, end_step=end,
-            resume_latent=resume_latent, callback=callback, seed=seed,
+        out, x0 = self._sample_experts(
+            model, noise, ComfyCond(cond.positive, cond.negative, latent), steps=steps, start_step=start_step,
+            end_step=end, resume_latent=resume_latent, callback=callback, seed=seed,
         )
         # One batched evaluation did the work of ``size``: count it per candidate.
         self._counter.count = before + (self._counter.count - before) * size

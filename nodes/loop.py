@@ -124,6 +124,7 @@ def binding_fingerprint(i2v) -> dict:
     family = getattr(i2v, "family", None)
     parts = {
         "model": getattr(i2v, "model", None),
+        "model_low_noise": getattr(i2v, "model_low_noise", None),
         "vae": getattr(i2v, "vae", None),
         "clip_vision": getattr(family, "clip_vision", None),
     }
