@@ -13,7 +13,8 @@ host) with this pack in custom_nodes/, queues a bundled long-video workflow
 
 Models:
 
-- default (no weights needed): tiny random models. For ``--workflow wan`` the
+- default (no weights needed): tiny random models. For ``--workflow wan`` (and
+  ``wan22``, whose two expert loaders both load the one tiny file) the
   workflow's own UNETLoader and VAELoader load tiny Wan files written into the
   server's models/ folder; the text encoder and CLIP vision are the test pack's
   tiny stand-ins (no small umt5/ViT-H file can be made). For ``--workflow svd``
@@ -22,7 +23,8 @@ Models:
   picture: the demo shows the pipeline, the report and the timings.
 - ``--models DIR`` (a ComfyUI ``models/`` folder), or ``COMFYUI_DIR`` whose
   ``models/`` holds the files: the real weights under the workflow's standard
-  names (svd_xt.safetensors; wan2.1_i2v_480p_14B_fp16.safetensors,
+  names (svd_xt.safetensors; wan2.2_i2v_high_noise_14B_fp16.safetensors and
+  wan2.2_i2v_low_noise_14B_fp16.safetensors for wan22; wan2.1_i2v_480p_14B_fp16.safetensors,
   umt5_xxl_fp8_e4m3fn_scaled.safetensors, wan_2.1_vae.safetensors,
   clip_vision_h.safetensors) at the workflow's real sizes, on ComfyUI's own
   device choice (a GPU when there is one).
@@ -55,7 +57,8 @@ TESTPACK = ROOT / "tests" / "e2e" / "testpack"
 TESTPACK_NAME = "chunkwise_testpack"
 TINY_PY = ROOT / "tests" / "comfy" / "tiny.py"
 
-WORKFLOW_FILES = {"svd": "chunkwise_svd_long_video", "wan": "chunkwise_wan21_i2v_long_video"}
+WORKFLOW_FILES = {"svd": "chunkwise_svd_long_video", "wan": "chunkwise_wan21_i2v_long_video",
+                  "wan22": "chunkwise_wan22_i2v_long_video"}
 TINY_WAN_UNET = "chunkwise_tiny_wan_i2v.safetensors"
 TINY_WAN_VAE = "chunkwise_tiny_wan_vae.safetensors"
 TINY_WAN_TEXT_WIDTH = 4096  # text_dim of the loadable tiny Wan file (umt5-xxl width)
@@ -65,6 +68,7 @@ TINY = {
     "wan": {"width": 64, "height": 64, "length": 9, "steps": 6, "chunks": 4, "candidates": 3, "k": 2},
     "svd": {"width": 64, "height": 48, "video_frames": 5, "steps": 4, "chunks": 3, "candidates": 3, "k": 2},
 }
+TINY["wan22"] = dict(TINY["wan"])  # both experts load the one tiny Wan file
 
 log = logging.getLogger("chunkwise.demo")
 
@@ -93,11 +97,17 @@ def find(prompt: dict, class_type: str) -> str:
 
 
 def set_inputs(prompt: dict, values: dict) -> None:
-    """Set widget inputs by name on every node that has them (never a link)."""
+    """Set widget inputs by name on every node that has them (never a link).
+
+    A new step count moves a two-expert binding's switch_step to half the steps, as the stock Wan 2.2
+    workflow has it (10 of 20).
+    """
     for node in prompt.values():
         for key, value in values.items():
             if key in node["inputs"] and not isinstance(node["inputs"][key], list):
                 node["inputs"][key] = value
+        if "steps" in values and node["inputs"].get("switch_step") and "switch_step" not in values:
+            node["inputs"]["switch_step"] = max(1, int(values["steps"]) // 2)
 
 
 def tiny_prompt(workflow: str, image_name: str, overrides: dict) -> dict:
@@ -109,7 +119,9 @@ def tiny_prompt(workflow: str, image_name: str, overrides: dict) -> dict:
         node = prompt[find(prompt, "ImageOnlyCheckpointLoader")]
         node["class_type"], node["inputs"] = "ChunkwiseTestSVDCheckpoint", {"seed": 5}
         return prompt
-    prompt[find(prompt, "UNETLoader")]["inputs"]["unet_name"] = TINY_WAN_UNET
+    for node in prompt.values():  # Wan 2.2 has two (the experts)
+        if node["class_type"] == "UNETLoader":
+            node["inputs"]["unet_name"] = TINY_WAN_UNET
     prompt[find(prompt, "VAELoader")]["inputs"]["vae_name"] = TINY_WAN_VAE
     node = prompt[find(prompt, "CLIPVisionLoader")]
     node["class_type"], node["inputs"] = "ChunkwiseTestCLIPVision", {"seed": 3}
@@ -246,7 +258,8 @@ def collect(server: ComfyServer, entry: dict, prompt: dict, out_dir: Path, stem:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="chunkwise demo: a long video through a headless ComfyUI's API.")
     parser.add_argument("--workflow", choices=sorted(WORKFLOW_FILES), default="wan",
-                        help="wan: Wan 2.1 I2V 480p long video (default); svd: SVD-XT long video")
+                        help="wan: Wan 2.1 I2V 480p long video (default); wan22: Wan 2.2 14B I2V (two experts); "
+                             "svd: SVD-XT long video")
     parser.add_argument("--models", type=Path, default=None,
                         help="a ComfyUI models/ folder with the workflow's real weights (default: $COMFYUI_DIR/models "
                              "when it has them, else tiny random models)")
@@ -298,7 +311,7 @@ def main(argv=None) -> int:
     extra_args, extra_nodes = [], {}
     if models is None:
         extra_nodes[TESTPACK_NAME] = TESTPACK
-        if args.workflow == "wan":
+        if args.workflow != "svd":  # wan, wan22
             write_tiny_wan_files(base / "models")
         log.info("models: tiny random ones (pass --models DIR for real weights)")
     else:

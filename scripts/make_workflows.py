@@ -326,6 +326,13 @@ WAN21_I2V = {"name": "wan2.1_i2v_480p_14B_fp16.safetensors",
 UMT5 = {"name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
         "url": _WAN_REPACK + "text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "directory": "text_encoders"}
 WAN_VAE = {"name": "wan_2.1_vae.safetensors", "url": _WAN_REPACK + "vae/wan_2.1_vae.safetensors", "directory": "vae"}
+_WAN22_REPACK = "https://huggingface.co/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files/"
+WAN22_I2V_HIGH = {"name": "wan2.2_i2v_high_noise_14B_fp16.safetensors",
+                  "url": _WAN22_REPACK + "diffusion_models/wan2.2_i2v_high_noise_14B_fp16.safetensors",
+                  "directory": "diffusion_models"}
+WAN22_I2V_LOW = {"name": "wan2.2_i2v_low_noise_14B_fp16.safetensors",
+                 "url": _WAN22_REPACK + "diffusion_models/wan2.2_i2v_low_noise_14B_fp16.safetensors",
+                 "directory": "diffusion_models"}
 CLIP_VISION_H = {"name": "clip_vision_h.safetensors",
                  "url": _WAN_REPACK + "clip_vision/clip_vision_h.safetensors", "directory": "clip_vision"}
 
@@ -435,7 +442,40 @@ def wan21_long_video() -> Graph:
     return g
 
 
-GRAPHS = {g.name: g for g in (svd_single_chunk(), svd_long_video(), wan21_long_video())}
+def wan22_long_video() -> Graph:
+    g = Graph("chunkwise_wan22_i2v_long_video",
+              "A long Wan 2.2 14B I2V video: the high- and low-noise experts share each chunk's schedule, and "
+              "ChunkLoop chains chunks with k-step noise search before each chunk.")
+    g.note(_models_note(
+        "chunkwise: long video with Wan 2.2 14B I2V",
+        "The stock Wan 2.2 image-to-video experts, bound by I2V Model (Wan): the high-noise model denoises the "
+        "first `switch_step` steps, the low-noise model the rest, as the stock two-KSamplerAdvanced workflow. "
+        "ChunkLoop chains the chunks; before each chunk `candidates` noises are previewed for `k` steps and scored "
+        "with clip_vision_h (used only for scoring: Wan 2.2 has no CLIP-vision input), and only the best is fully "
+        "denoised.",
+        [WAN22_I2V_HIGH, WAN22_I2V_LOW, UMT5, WAN_VAE, CLIP_VISION_H]))
+    high = g.add("UNETLoader", title="High-noise expert", models=[WAN22_I2V_HIGH],
+                 widgets={"unet_name": WAN22_I2V_HIGH["name"], "weight_dtype": "default"})
+    low = g.add("UNETLoader", title="Low-noise expert", models=[WAN22_I2V_LOW],
+                widgets={"unet_name": WAN22_I2V_LOW["name"], "weight_dtype": "default"})
+    clip = g.add("CLIPLoader", models=[UMT5], widgets={"clip_name": UMT5["name"], "type": "wan"})
+    vae = g.add("VAELoader", models=[WAN_VAE], widgets={"vae_name": WAN_VAE["name"]})
+    clip_vision = g.add("CLIPVisionLoader", models=[CLIP_VISION_H], widgets={"clip_name": CLIP_VISION_H["name"]})
+    image = g.add("LoadImage", widgets={"image": START_IMAGE})
+    high_model = g.add("ModelSamplingSD3", model=high[0], widgets={"shift": 8.0})
+    low_model = g.add("ModelSamplingSD3", model=low[0], widgets={"shift": 8.0})
+    positive = g.add("CLIPTextEncode", title="Positive prompt", clip=clip[0],
+                     widgets={"text": "a calm lake at sunrise, mist over the water, the camera slowly pans right"})
+    negative = g.add("CLIPTextEncode", title="Negative prompt", clip=clip[0], widgets={"text": WAN_NEGATIVE})
+    i2v = g.add("ChunkwiseI2VWan", model=high_model[0], positive=positive[0], negative=negative[0], vae=vae[0],
+                model_low_noise=low_model[0],
+                widgets={"width": 832, "height": 480, "length": 33, "steps": 20, "cfg": 3.5,
+                         "sampler_name": "euler", "scheduler": "simple", "switch_step": 10})
+    _loop_tail(g, i2v, image, clip_vision[0], 16.0, "video/chunkwise_wan22_long", chunks=5)
+    return g
+
+
+GRAPHS = {g.name: g for g in (svd_single_chunk(), svd_long_video(), wan21_long_video(), wan22_long_video())}
 
 
 def render(object_info: dict) -> dict[Path, str]:

@@ -23,7 +23,8 @@ API_DIR = ROOT / "workflows" / "api"
 TESTPACK = Path(__file__).resolve().parent / "testpack"
 TESTPACK_NAME = "chunkwise_testpack"
 
-WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video")
+WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video",
+             "chunkwise_wan22_i2v_long_video")
 SAVE_TENSOR = "ChunkwiseTestSaveTensor"
 REPORT_FORMAT = "chunkwise.report/1"
 
@@ -98,13 +99,18 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, **overrides)
                 node["inputs"][key] = value
         if "filename_prefix" in node["inputs"]:
             node["inputs"]["filename_prefix"] = f"{s.prefix}/{name}"
+        if node["inputs"].get("switch_step"):  # two experts: hand over halfway through the tiny schedule
+            node["inputs"]["switch_step"] = max(1, s.steps // 2)
 
-    # 2. Loaders -> tiny stand-ins (same output slots), text encoder -> seeded conditioning.
-    for nid, node in list(prompt.items()):
+    # 2. Loaders -> tiny stand-ins (same output slots), text encoder -> seeded conditioning. A second loader
+    #    of a kind (Wan 2.2's low-noise expert) gets another seed, so the two models differ.
+    seen: dict[str, int] = {}
+    for nid, node in sorted(prompt.items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0):
         kind = node["class_type"]
         if kind in SWAPS:
             new_type, inputs = SWAPS[kind]
-            node["class_type"], node["inputs"] = new_type, dict(inputs)
+            index = seen[kind] = seen.get(kind, -1) + 1
+            node["class_type"], node["inputs"] = new_type, {**inputs, "seed": inputs["seed"] + 10 * index}
         elif kind == "LoadImage":
             node["class_type"] = "ChunkwiseTestImage"
             node["inputs"] = {"width": width, "height": height, "seed": s.image_seed}
