@@ -63,7 +63,7 @@ def _linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB ``[..., 3]`` in 0..1 -> CIE Lab ``[..., 3]`` (L in 0..100), computed in float64."""
     x = _srgb_to_linear(rgb.to(torch.float64).clamp(0.0, 1.0))
-    xyz = (x @ _RGB_TO_XYZ.T) / _WHITE
+    xyz = (x @ _RGB_TO_XYZ.T.to(x.device)) / _WHITE.to(x.device)
     f = torch.where(xyz > _EPS, xyz.clamp(min=1e-12) ** (1.0 / 3.0), (_KAPPA * xyz + 16.0) / 116.0)
     L = 116.0 * f[..., 1] - 16.0
     a = 500.0 * (f[..., 0] - f[..., 1])
@@ -78,8 +78,8 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     fx = fy + lab[..., 1] / 500.0
     fz = fy - lab[..., 2] / 200.0
     f = torch.stack([fx, fy, fz], dim=-1)
-    xyz = torch.where(f**3 > _EPS, f**3, (116.0 * f - 16.0) / _KAPPA) * _WHITE
-    return _linear_to_srgb(xyz @ _XYZ_TO_RGB.T).clamp(0.0, 1.0)
+    xyz = torch.where(f**3 > _EPS, f**3, (116.0 * f - 16.0) / _KAPPA) * _WHITE.to(f.device)
+    return _linear_to_srgb(xyz @ _XYZ_TO_RGB.T.to(f.device)).clamp(0.0, 1.0)
 
 
 def _to_space(x: torch.Tensor, method: str) -> torch.Tensor:

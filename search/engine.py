@@ -105,6 +105,15 @@ class SearchSettings:
                 f"halving_k must be smaller than k, got halving_k={self.halving_k}, k={self.k}; "
                 f"use e.g. {max(1, self.k // 4)}, or 0 for no successive halving"
             )
+        if self.halving_k and self.searching:
+            halved = halving_preview_nfe(self.rungs(), self.preview_mode == "truncated")
+            if halved >= self.candidates * self.k:
+                raise ChunkwiseError(
+                    f"successive halving with halving_k={self.halving_k} costs {halved} preview evaluations per "
+                    f"chunk in {self.preview_mode} mode, not fewer than the plain search's m*k={self.candidates * self.k} "
+                    f"(short rungs restart their schedule); use a smaller halving_k (e.g. {max(1, self.k // 4)}), "
+                    "truncated previews, or 0 for off"
+                )
         if self.halving_k and self.accept_score is not None:
             raise ChunkwiseError(
                 f"early accept (accept_score={self.accept_score}) and successive halving (halving_k={self.halving_k}) "
@@ -185,6 +194,14 @@ class LoopSettings:
         check_method(self.colour_method)
         self.search.validate()
         return self
+
+
+def _check_preview_decode(search: SearchSettings, denoiser) -> None:
+    if search.searching and search.preview_decode == "approx" and not hasattr(denoiser, "preview_decode"):
+        raise ChunkwiseError(
+            f"preview_decode='approx' needs a denoiser with preview_decode(), got {type(denoiser).__name__} "
+            "without one; use preview_decode='vae'"
+        )
 
 
 def _noop(*_args, **_kwargs) -> None:
@@ -285,11 +302,7 @@ def search_chunk(
             f"search with {search.candidates} candidates needs a scorer, got none; "
             "connect a CLIP_VISION or SCORER, or set candidates to 1"
         )
-    if search.searching and search.preview_decode == "approx" and not hasattr(denoiser, "preview_decode"):
-        raise ChunkwiseError(
-            f"preview_decode='approx' needs a denoiser with preview_decode(), got {type(denoiser).__name__} "
-            "without one; use preview_decode='vae'"
-        )
+    _check_preview_decode(search, denoiser)
     seconds: dict[str, float] = {"condition": 0.0, "preview": 0.0, "decode": 0.0, "score": 0.0, "full": 0.0}
     timed = _Timer(clock, seconds)
     s, m = search.steps, search.candidates
@@ -367,7 +380,9 @@ def search_chunk(
             )
         value = check_score(scored[0].score, f"score of chunk {index}, candidate {j}")
         candidates[j]["score"] = value
-        candidates[j]["frame_scores"] = [float(f) for f in scored[0].frame_scores]
+        candidates[j]["frame_scores"] = [
+            check_score(f, f"frame {i} score of chunk {index}, candidate {j}") for i, f in enumerate(scored[0].frame_scores)
+        ]
         if search.halving_k:
             candidates[j].setdefault("rung_scores", []).append(value)
         hooks.on_preview(index, j, preview, scored[0])
@@ -554,6 +569,7 @@ def run_chunks(
             f"search with {search.candidates} candidates needs a scorer, got none; "
             "connect a CLIP_VISION or SCORER, or set candidates to 1"
         )
+    _check_preview_decode(search, denoiser)
     scorer_name = scorer_name or (scorer.describe() if scorer is not None else "none")
     anchor = image if settings.use_anchor else None
 

@@ -72,6 +72,9 @@ def check_finite(tensor: torch.Tensor, what: str) -> torch.Tensor:
 
 def check_score(value: float, what: str) -> float:
     value = float(value)
-    if math.isnan(value):
-        raise ChunkwiseError(f"{what} is NaN; expected a finite number: check the scorer's encoder and inputs")
+    if not math.isfinite(value):
+        raise ChunkwiseError(
+            f"{what} is {value}; expected a finite number (reports and run folders store scores as JSON): "
+            "check the scorer's encoder and inputs, and the weights of a composite scorer"
+        )
     return value

@@ -37,6 +37,13 @@ def test_lab_round_trip_is_close_to_identity():
     assert torch.allclose(white, torch.tensor([100.0, 0.0, 0.0], dtype=white.dtype), atol=1e-2)
 
 
+def test_lab_conversion_stays_on_the_frames_device():
+    # frames decoded on a GPU stay there: the conversion constants follow them (meta: no data, same rules)
+    frames = torch.empty(2, 4, 4, 3, device="meta")
+    assert rgb_to_lab(frames).device.type == "meta"
+    assert lab_to_rgb(rgb_to_lab(frames)).device.type == "meta"
+
+
 @pytest.mark.parametrize("method", ["lab", "rgb"])
 def test_anchoring_holds_a_drifting_chain_near_the_anchor(method):
     anchor = textured(0)

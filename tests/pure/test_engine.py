@@ -288,9 +288,27 @@ def test_a_scorer_returning_the_wrong_count_is_reported():
         run_chunks(ToyDenoiser(), ScriptedScorer([1.0] * 10, count=2), image(), settings())
 
 
-def test_a_nan_score_is_reported():
-    with pytest.raises(ChunkwiseError, match=r"score of chunk 0, candidate 1 is NaN"):
+def test_a_nan_or_infinite_score_is_reported():
+    with pytest.raises(ChunkwiseError, match=r"score of chunk 0, candidate 1 is nan; expected a finite number"):
         run_chunks(ToyDenoiser(), ScriptedScorer([1.0, float("nan"), 0.0]), image(), settings())
+    with pytest.raises(ChunkwiseError, match=r"score of chunk 0, candidate 0 is -inf"):
+        run_chunks(ToyDenoiser(), ScriptedScorer([float("-inf"), 1.0, 0.0]), image(), settings())
+
+    class InfiniteFrame(MeanColourScorer):
+        def prepare(self, guide, anchor=None):
+            inner = super().prepare(guide, anchor)
+
+            class _Ctx:
+                def score(self, previews):
+                    out = inner.score(previews)
+                    for s in out:
+                        s.frame_scores[-1] = float("inf")
+                    return out
+
+            return _Ctx()
+
+    with pytest.raises(ChunkwiseError, match=r"frame \d+ score of chunk 0, candidate 0 is inf"):
+        run_chunks(ToyDenoiser(), InfiniteFrame(), image(), settings())
 
 
 # --- search against drift ---

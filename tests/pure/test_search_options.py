@@ -130,6 +130,16 @@ def test_approximate_decode_needs_a_denoiser_that_offers_it():
                      seed=0)
 
 
+def test_approximate_decode_is_refused_before_a_run_folder_is_made(tmp_path):
+    from chunkwise.search.sinks import DiskSink
+
+    den = ToyDenoiser()
+    settings = LoopSettings(chunks=2, seed=0, search=SearchSettings(2, 2, 6, preview_decode="approx"))
+    with pytest.raises(ChunkwiseError, match="preview_decode='approx' needs a denoiser"):
+        run_chunks(den, MeanColourScorer(), image(), settings, sink=DiskSink(tmp_path, "run"))
+    assert list(tmp_path.iterdir()) == [] and den.nfe == 0
+
+
 def test_approximate_decode_is_requested_from_the_denoiser():
     seen = []
 
@@ -155,3 +165,16 @@ def test_approximate_decode_is_requested_from_the_denoiser():
 def test_bad_option_values_are_refused(kw, match):
     with pytest.raises(ChunkwiseError, match=match):
         SearchSettings(**kw).validate()
+
+
+@pytest.mark.parametrize("mode, halving_k, allowed", [("short", 2, True), ("short", 4, False), ("short", 6, False),
+                                                      ("truncated", 6, True)])
+def test_successive_halving_must_cost_fewer_preview_evaluations_than_the_plain_search(mode, halving_k, allowed):
+    # m=10, k=8: short rungs restart their schedule (10x4 + 5x8 = 80 = m*k at halving_k=4), truncated ones extend
+    search = SearchSettings(candidates=10, k=8, steps=50, preview_mode=mode, halving_k=halving_k)
+    if allowed:
+        assert search.validate().nfe_per_chunk() < search.nfe_formula()
+    else:
+        with pytest.raises(ChunkwiseError, match=rf"halving_k={halving_k} costs \d+ preview evaluations per chunk in "
+                                                 r"short mode, not fewer than the plain search's m\*k=80"):
+            search.validate()
