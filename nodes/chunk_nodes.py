@@ -155,6 +155,12 @@ class KStepPreview(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, k=None, steps=None, mode=None):
+        # Inputs named here skip ComfyUI's own range and combo checks: all of them are checked here.
+        for name, value in (("k", k), ("steps", steps)):
+            if value is not None and not 1 <= value <= 10000:
+                return f"{name} must be between 1 and 10000, got {value}"
+        if mode is not None and mode not in MODES:
+            return f"mode must be one of {MODES}, got {mode!r}"
         if k is not None and steps is not None and mode == "truncated" and k >= steps:
             return f"k must be smaller than steps in truncated mode, got k={k}, steps={steps}; lower k or use 'short schedule'"
         return True
@@ -162,8 +168,9 @@ class KStepPreview(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, latent, candidates, vae, k, steps, cfg, sampler_name, scheduler,
                 mode) -> io.NodeOutput:
-        if mode == "truncated" and k >= steps:
-            raise ChunkwiseError(f"k must be smaller than steps in truncated mode, got k={k}, steps={steps}")
+        problem = cls.validate_inputs(k=k, steps=steps, mode=mode)
+        if problem is not True:
+            raise ChunkwiseError(problem)
         seeds = candidates.seeds
         bar = comfy.utils.ProgressBar(len(seeds) * k)
         previews = PreviewSet(seeds=seeds, frames=[], mode=mode, k=k, steps=steps, sampler_name=sampler_name,
