@@ -247,3 +247,34 @@ def test_cost_options_reach_the_search_and_its_report(bound, plain):
     assert "cannot be combined" in ChunkLoop.validate_inputs(k=4, halving_k=1, accept_score=0.5)
     assert "candidate_batch must be between 1 and 64, got 0" == ChunkLoop.validate_inputs(candidate_batch=0)
     assert ChunkLoop.validate_inputs(k=4, halving_k=1, candidate_batch=4, preview_frame_stride=2) is True
+
+
+def test_fingerprint_follows_schedule_patches_cfg_functions_middle_layers_and_scorer_weights():
+    from chunkwise.nodes.loop import scorer_fingerprint
+    from chunkwise.scorers import ClipMinCosine, ComfyClipVisionEncoder
+    from comfy_extras.nodes_model_advanced import ModelSamplingSD3
+    from comfy_extras.nodes_video_model import VideoLinearCFGGuidance
+
+    model = tiny.tiny_wan(seed=9)[0]
+
+    def fp(m):
+        return binding_fingerprint(SimpleNamespace(model=m))["model"]
+
+    base = fp(model)
+    assert fp(model.clone()) == base
+    shifted = {shift: fp(ModelSamplingSD3().patch(model, shift)[0]) for shift in (3.0, 8.0)}
+    assert len({base, *shifted.values()}) == 3  # another shift is another schedule: other frames
+    ramps = {c: fp(VideoLinearCFGGuidance().patch(model, c)[0]) for c in (1.0, 2.0)}
+    assert len({base, *ramps.values()}) == 3
+
+    middle = tiny.tiny_wan(seed=9)[0]
+    params = list(middle.model.state_dict().values())
+    params[len(params) // 2].add_(1.0)  # a fine-tune of a middle layer only
+    assert fp(middle) != base
+
+    def scorer(seed):
+        return ClipMinCosine(ComfyClipVisionEncoder(tiny.tiny_clip_vision(seed)))
+
+    assert scorer_fingerprint(scorer(3)) == scorer_fingerprint(scorer(3))
+    assert scorer_fingerprint(scorer(3)) != scorer_fingerprint(scorer(4))
+    assert scorer_fingerprint(MeanColourScorer()) == "no weights"
