@@ -20,6 +20,19 @@ from .types import I2V
 CATEGORY = "chunkwise/models"
 
 
+def _check_ranges(**named) -> "str | None":
+    """Inputs named in a validate_inputs signature skip ComfyUI's own range checks: check them here.
+    Each value comes as (value, low, high, multiple); None values (linked inputs) are skipped."""
+    for name, (value, low, high, multiple) in named.items():
+        if value is None:
+            continue
+        if not low <= value <= high:
+            return f"{name} must be between {low} and {high}, got {value}"
+        if multiple and value % multiple:
+            return f"{name} must be a multiple of {multiple}, got {value}; use {max(multiple, value // multiple * multiple)}"
+    return None
+
+
 def _bind(model, vae, family, steps, cfg, sampler_name, scheduler, **experts) -> ComfyI2V:
     i2v = ComfyI2V(model, vae, family, sampler_name=sampler_name, scheduler=scheduler, cfg=cfg, **experts)
     i2v.steps = int(steps)
@@ -56,6 +69,13 @@ class I2VSVD(io.ComfyNode):
             ],
             outputs=[I2V.Output("i2v", tooltip="The bound model, for ChunkLoop.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, width=None, height=None, video_frames=None, steps=None):
+        problem = _check_ranges(width=(width, 16, comfy_nodes.MAX_RESOLUTION, 8),
+                                height=(height, 16, comfy_nodes.MAX_RESOLUTION, 8),
+                                video_frames=(video_frames, 1, 4096, 0), steps=(steps, 1, 10000, 0))
+        return problem or True
 
     @classmethod
     def execute(cls, model, clip_vision, vae, width, height, video_frames, motion_bucket_id, fps, augmentation_level,
@@ -97,7 +117,7 @@ class I2VWan(io.ComfyNode):
                 io.Int.Input("length", default=33, min=1, max=comfy_nodes.MAX_RESOLUTION, step=4,
                              tooltip="Frames per chunk (4n+1; 81 is Wan's native length). Longer: fewer seams, more "
                                      "memory and time per step."),
-                *_sampler_inputs(steps_default=20),
+                *_sampler_inputs(steps_default=20, cfg_default=6.0, scheduler_default="simple"),
                 io.ClipVision.Input("clip_vision", optional=True,
                                     tooltip="Wan 2.1 only: clip_vision_h, encodes every chunk's guide frame."),
                 io.Model.Input("model_low_noise", optional=True,
@@ -111,6 +131,22 @@ class I2VWan(io.ComfyNode):
             ],
             outputs=[I2V.Output("i2v", tooltip="The bound model, for ChunkLoop.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, width=None, height=None, length=None, steps=None, switch_step=None):
+        problem = _check_ranges(width=(width, 16, comfy_nodes.MAX_RESOLUTION, 16),
+                                height=(height, 16, comfy_nodes.MAX_RESOLUTION, 16),
+                                length=(length, 1, comfy_nodes.MAX_RESOLUTION, 0), steps=(steps, 1, 10000, 0),
+                                switch_step=(switch_step, 0, 10000, 0))
+        if problem:
+            return problem
+        if length is not None and (length - 1) % 4:
+            return (f"length must be 4*n + 1 frames (the Wan VAE packs 4 frames per latent), got {length}; "
+                    f"use {length - (length - 1) % 4} or {length - (length - 1) % 4 + 4}")
+        if switch_step and steps is not None and switch_step >= steps:
+            return (f"switch_step must be smaller than steps, got switch_step={switch_step}, steps={steps}; "
+                    f"use {max(1, steps // 2)} (half, as the stock Wan 2.2 workflow) or 0 for half")
+        return True
 
     @classmethod
     def execute(cls, model, positive, negative, vae, width, height, length, steps, cfg, sampler_name, scheduler,

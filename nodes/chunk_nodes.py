@@ -85,16 +85,16 @@ class ScoreSet:
         return values.index(max(values))  # ties go to the lowest index
 
 
-def _sampler_inputs(steps_default: int = 20) -> list:
+def _sampler_inputs(steps_default: int = 20, cfg_default: float = 2.5, scheduler_default: str = "karras") -> list:
     return [
         io.Int.Input("steps", default=steps_default, min=1, max=10000,
                      tooltip="Steps of the full schedule (s). More steps: finer detail, proportionally more time."),
-        io.Float.Input("cfg", default=2.5, min=0.0, max=100.0, step=0.1, round=0.01,
+        io.Float.Input("cfg", default=cfg_default, min=0.0, max=100.0, step=0.1, round=0.01,
                        tooltip="Classifier-free guidance. 1.0 skips the negative pass (half the cost per step)."),
         io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, default="euler",
                        tooltip="Sampler. euler resumes exactly from a truncated preview; ancestral/SDE samplers "
                                "re-seed per call and multistep ones lose their history on resume."),
-        io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, default="karras",
+        io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, default=scheduler_default,
                        tooltip="Noise schedule; use the model's recommended one (SVD: karras, Wan: simple)."),
     ]
 

@@ -115,3 +115,21 @@ def test_wan_binding_takes_the_low_noise_expert_and_checks_the_switch(experts):
     with pytest.raises(ChunkwiseError, match="switch_step=4, steps=4"):
         ComfyI2V(high, vae, WanFamily(positive, negative, **WAN_SIZE), model_low_noise=low, switch_step=4,
                  schedule_steps=4)
+
+
+def test_bindings_refuse_impossible_sizes_and_switches_before_any_model_loads():
+    from chunkwise.nodes.bindings import I2VSVD
+
+    assert I2VWan.validate_inputs(width=832, height=480, length=33, steps=20, switch_step=10) is True
+    assert I2VWan.validate_inputs(width=830) == "width must be a multiple of 16, got 830; use 816"
+    assert "length must be 4*n + 1 frames" in I2VWan.validate_inputs(length=32)
+    assert "use 29 or 33" in I2VWan.validate_inputs(length=32)
+    assert "switch_step must be smaller than steps, got switch_step=20, steps=20" in I2VWan.validate_inputs(
+        steps=20, switch_step=20)
+    assert I2VWan.validate_inputs(steps=0) == "steps must be between 1 and 10000, got 0"
+    assert I2VSVD.validate_inputs(width=1024, height=576, video_frames=25, steps=20) is True
+    assert I2VSVD.validate_inputs(height=570) == "height must be a multiple of 8, got 570; use 568"
+    assert I2VSVD.validate_inputs(video_frames=0) == "video_frames must be between 1 and 4096, got 0"
+    # Wan's own defaults: the schedule Wan is trained for
+    defaults = {i.id: i.default for i in I2VWan.define_schema().inputs if hasattr(i, "default")}
+    assert defaults["scheduler"] == "simple" and defaults["cfg"] == 6.0

@@ -76,8 +76,16 @@ def test_refused_prompt_names_the_node_and_the_value(server, tiny_prompt):
 
 
 def test_failed_prompt_raises_the_nodes_error(server, tiny_prompt):
+    # k >= steps passes validation (steps come through the I2V link) and fails when ChunkLoop runs
     with pytest.raises(ComfyServerError) as err:
-        server.run(tiny_prompt("chunkwise_wan21_i2v_long_video", wan_length=6), timeout=300)
+        server.run(tiny_prompt("chunkwise_wan21_i2v_long_video", k=2, steps=2), timeout=300)
+    message = str(err.value)
+    assert "ChunkwiseChunkLoop" in message and "k=2, steps=2" in message
+
+
+def test_a_wan_length_that_is_not_4n_plus_1_is_refused_at_validation(server, tiny_prompt):
+    with pytest.raises(ComfyServerError) as err:
+        server.queue(tiny_prompt("chunkwise_wan21_i2v_long_video", wan_length=6))
     message = str(err.value)
     assert "ChunkwiseI2VWan" in message and "got 6" in message and "4*n + 1" in message
 
