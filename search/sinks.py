@@ -13,6 +13,12 @@ is listed there. Every file is written atomically (a temporary name, then
 ``os.replace``), a chunk folder is filled under a temporary name and renamed
 into place, and ``state.json`` is replaced only after that, so an interruption
 or a crash at any point leaves the finished chunks and a consistent state.
+Every written file and the temporary chunk folder are flushed to disk (fsync)
+before their rename, and the run folder after it, so a power cut cannot leave
+a ``state.json`` that lists a chunk whose files never reached the disk.
+Temporary leftovers of a killed process (``.chunk_NNNN.tmp-PID/``,
+``.state.json.tmp-PID``) are removed when the run is opened again: one process
+writes a run folder at a time.
 
 A resumed run continues from ``guide.safetensors`` -- the exact float frame,
 not the 8-bit PNG -- so it is bit-identical to an uninterrupted run. The
@@ -46,6 +52,7 @@ log = logging.getLogger("chunkwise")
 RUN_FORMAT = "chunkwise.run/1"
 ON_EXISTING = ("resume", "new", "error", "overwrite")
 MAX_RUN_NAME = 120
+MAX_NEW_RUNS = 1000  # on_existing 'new' tries <name>-2 .. <name>-1001
 STATE = "state.json"
 REPORT = "report.json"
 GUIDE = "guide.safetensors"
@@ -110,8 +117,41 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+# Errors a folder fsync may give where the file system or the system cannot flush folders.
+_NO_FOLDER_SYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES, errno.EPERM, errno.EISDIR}
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a written file, or a folder's entries (after a rename into it), to the disk.
+
+    Folders cannot be opened for flushing on Windows (NTFS journals their
+    entries itself) and some file systems refuse it: that is skipped. A file
+    that cannot be flushed raises (an I/O error, a full disk on a network drive).
+    """
+    if path.is_dir():
+        if os.name == "nt":
+            return
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            if e.errno not in _NO_FOLDER_SYNC:
+                raise
+        finally:
+            os.close(fd)
+        return
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))  # Windows flushes only handles open for writing
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    """Write ``data`` to ``path`` through a flushed temporary file and ``os.replace``; flush the folder."""
     tmp = _tmp_name(path)
     try:
         with open(tmp, "wb") as f:
@@ -122,6 +162,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         _remove(tmp)
         raise
+    fsync_path(path.parent)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -207,8 +248,10 @@ class DiskSink:
     ``on_existing`` says what to do when the folder already holds a run:
     ``resume`` continues it when its fingerprint matches and raises a clear
     error when it does not; ``new`` starts a fresh folder ``<name>-2``,
-    ``<name>-3`` ...; ``error`` refuses; ``overwrite`` deletes the run's own
-    files and starts again. Nothing is written before ``open_run``.
+    ``<name>-3`` ... (the name shortened to keep 120 characters);
+    ``error`` refuses; ``overwrite`` deletes the run's own files and starts
+    again. ``new`` and ``overwrite`` never read the old ``state.json``, so
+    they also clear a damaged one. Nothing is written before ``open_run``.
 
     The sink keeps no frames in memory: ``video()``, ``last_chunk()`` and
     ``overview()`` read them back from disk when asked, so memory during the
@@ -245,20 +288,45 @@ class DiskSink:
         path = folder / STATE
         if not path.exists():
             return None
+        # The fix names the ChunkLoop node's on_existing choices ('new run' is on_existing='new' here).
+        fix = (
+            "set on_existing to 'new run' (this folder is kept as it is, the run starts in a fresh one) "
+            "or choose another run_name"
+        )
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise ChunkwiseError(
-                f"cannot read the run state {path}: {e}; expected a chunkwise.run/1 JSON file; "
-                "choose another run name, or on_existing 'new' or 'overwrite'"
+                f"cannot read the run state {path}: {e}; expected a {RUN_FORMAT} JSON file; {fix}"
             ) from e
         if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise ChunkwiseError(
-                f"{path} is not a chunkwise run state: format {got!r}, expected {RUN_FORMAT!r}; "
-                "choose another run name, or on_existing 'new' or 'overwrite'"
-            )
+            raise ChunkwiseError(f"{path} is not a chunkwise run state: format {got!r}, expected {RUN_FORMAT!r}; {fix}")
         return state
+
+    def _new_folder(self) -> Path:
+        """The first ``<run_name>-N`` (N = 2, 3, ...) that does not exist; the name, not the number, is shortened."""
+        for n in range(2, MAX_NEW_RUNS + 2):
+            suffix = f"-{n}"
+            candidate = run_folder(self.output_dir, self.run_name[: MAX_RUN_NAME - len(suffix)] + suffix)
+            if not candidate.exists():
+                return candidate
+        first = self.run_name[: MAX_RUN_NAME - 2] + "-2"
+        last = self.run_name[: MAX_RUN_NAME - len(str(MAX_NEW_RUNS + 1)) - 1] + f"-{MAX_NEW_RUNS + 1}"
+        raise ChunkwiseError(
+            f"on_existing 'new run' found no free folder for run name {self.run_name!r}: {first} .. {last} "
+            f"already exist in {self.output_dir}; expected one of them to be free. Choose another run_name, "
+            "or delete run folders you no longer need"
+        )
+
+    def _clean_leftovers(self, folder: Path) -> None:
+        """Remove temporary files and chunk folders a killed process left (never part of a finished chunk)."""
+        temporary = (f".{STATE}.tmp-", f".{REPORT}.tmp-")
+        for entry in folder.iterdir():
+            name = entry.name
+            if (name.startswith(".chunk_") and ".tmp-" in name) or name.startswith(temporary):
+                log.info("chunkwise: removing %s, left by an interrupted write", entry)
+                _remove(entry)
 
     def _finished(self, folder: Path, state: dict) -> list[dict]:
         """The state's chunk entries whose files are all present, in order, up to the first gap."""
@@ -276,42 +344,40 @@ class DiskSink:
         """Create or reopen the run folder; return the finished chunks to skip, if any."""
         fingerprint = _normal(fingerprint)
         folder = self.folder
-        state = self._read_state(folder)
-        if state is not None and self.on_existing == "error" and state.get("chunks"):
-            raise ChunkwiseError(
-                f"run folder {folder} already holds a run with {len(state['chunks'])} finished chunks and "
-                "on_existing is 'error'; choose another run name, or on_existing 'resume' or 'new run'"
-            )
-        if state is not None and self.on_existing == "new":
-            n = 2
-            while True:
-                candidate = run_folder(self.output_dir, f"{self.run_name}-{n}"[:MAX_RUN_NAME])
-                if not candidate.exists():
-                    break
-                n += 1
-            folder, state = candidate, None
+        # 'new' and 'overwrite' never read the old state: a damaged one is left alone or removed.
+        has_state = (folder / STATE).exists() or (folder / STATE).is_symlink()
+        state = None
+        if self.on_existing == "new" and has_state:
+            folder = self._new_folder()
             log.info("chunkwise: %s exists; starting a new run in %s", self.folder, folder)
-        if state is not None and self.on_existing == "overwrite":
+        elif self.on_existing == "overwrite" and has_state:
             for entry in list(folder.iterdir()):
                 if entry.name in (STATE, REPORT) or entry.name.startswith(("chunk_", ".chunk_", f".{STATE}")):
                     _remove(entry)
-            state = None
+        elif self.on_existing in ("resume", "error"):
+            state = self._read_state(folder)
+        if state is not None and self.on_existing == "error" and state.get("chunks"):
+            raise ChunkwiseError(
+                f"run folder {folder} already holds a run with {len(state['chunks'])} finished chunks and "
+                "on_existing is 'error'; choose another run_name, or set on_existing to 'resume' or 'new run'"
+            )
         if state is not None and state.get("fingerprint") != fingerprint:
             diff = fingerprint_diff(state.get("fingerprint") or {}, fingerprint)
             raise ChunkwiseError(
                 f"run folder {folder} holds a run made with other settings ({'; '.join(diff[:8])}); "
                 "resuming would mix two different videos. Restore those settings to resume it, or set "
-                "on_existing to 'new run' (a fresh folder) or choose another run name"
+                "on_existing to 'new run' (a fresh folder) or choose another run_name"
             )
         self.folder = folder
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            self._clean_leftovers(folder)
             finished = self._finished(folder, state) if state is not None else []
             self.state = {"format": RUN_FORMAT, "fingerprint": fingerprint, "chunks": finished}
             if state is None or len(finished) != len(state.get("chunks", [])):
                 atomic_write_json(folder / STATE, self.state)
         except OSError as e:
-            raise self._disk_error(f"create the run folder {folder}", e) from e
+            raise self._write_error(f"create the run folder {folder}", e) from e
         self.chunks = chunks
         done = min(len(finished), chunks)
         self.resumed = done
@@ -325,16 +391,24 @@ class DiskSink:
 
     # -- writing -----------------------------------------------------------
 
-    def _disk_error(self, what: str, e: OSError) -> ChunkwiseError:
+    def _write_error(self, what: str, e: BaseException) -> ChunkwiseError:
+        """One clear error for any failure while writing: the cause, what is intact, and the fix."""
         done = len(self.state["chunks"]) if self.state else 0
-        reason = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+        if isinstance(e, OSError):
+            full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+            reason = "the disk is full" if full else (e.strerror or str(e))
+            cause = f"{type(e).__name__} errno {e.errno}"
+        else:  # e.g. safetensors' SafetensorError, which wraps the system's error in its message
+            full = any(s in str(e) for s in ("No space left", "StorageFull", "Disk quota", "QuotaExceeded"))
+            reason = "the disk is full" if full else "the write failed"
+            cause = f"{type(e).__name__}: {e}"
+        fix = "Free disk space" if full else "Check the disk (free space, a failing or removed drive)"
         return ChunkwiseError(
-            f"could not {what}: {reason} ({type(e).__name__} errno {e.errno}); chunks 0..{done - 1} are intact "
-            f"in {self.folder}. Free disk space (or fix the folder's permissions) and queue the same run again "
-            "to resume from there"
+            f"could not {what}: {reason} ({cause}); chunks 0..{done - 1} are intact in {self.folder}. "
+            f"{fix} (or fix the folder's permissions) and queue the same run again to resume from there"
             if done
-            else f"could not {what}: {reason} ({type(e).__name__} errno {e.errno}); no chunk was finished yet. "
-            "Free disk space (or fix the folder's permissions) and queue the run again"
+            else f"could not {what}: {reason} ({cause}); no chunk was finished yet. "
+            f"{fix} (or fix the folder's permissions) and queue the run again"
         )
 
     def write_chunk(
@@ -359,23 +433,44 @@ class DiskSink:
                 save_png(tmp / f"frame_{start + t:06d}.png", array[t], self.compress_level)
             del array
             save_guide(tmp / GUIDE, guide)
-            # 2. Move it into place (a leftover of an interrupted write is replaced).
+            # 2. Flush its files and the folder, move it into place (replacing a leftover of an
+            #    interrupted write) and flush the run folder, before state.json lists it.
+            for path in sorted(tmp.iterdir()):
+                fsync_path(path)
+            fsync_path(tmp)
             _remove(final)
             os.replace(tmp, final)
+            fsync_path(self.folder)
             # 3. Only now does the chunk count as finished.
             entry = {"index": index, "start": start, "frames": int(frames.shape[0]), "record": record or {}}
             state = {**self.state, "chunks": [*self.state["chunks"], entry]}
             atomic_write_json(self.folder / STATE, _normal(state))
             self.state = state
-        except OSError as e:
+        except Exception as e:
             _remove(tmp)
-            raise self._disk_error(f"write chunk {index} to {final}", e) from e
+            raise self._write_error(f"write chunk {index} to {final}", e) from e
+        except BaseException:  # an interrupt: no half-filled folder stays behind either
+            _remove(tmp)
+            raise
 
     def write_report(self, report: dict) -> None:
+        """Write ``report.json``, unless it would shrink: queued again for fewer chunks than the
+        folder holds, the run's report keeps describing every chunk ``state.json`` lists."""
+        path = self.folder / REPORT
+        new = report.get("chunks") if isinstance(report, dict) else None
+        if isinstance(new, list) and path.is_file():
+            try:
+                old = json.loads(path.read_text(encoding="utf-8")).get("chunks")
+            except (OSError, ValueError, AttributeError):
+                old = None  # unreadable or damaged: replaced
+            held = len(self.state["chunks"]) if self.state else 0
+            if isinstance(old, list) and len(new) < len(old) <= held:
+                log.info("chunkwise: kept %s (%d chunks); this run returned its first %d", path, len(old), len(new))
+                return
         try:
-            atomic_write_json(self.folder / REPORT, report)
+            atomic_write_json(path, report)
         except OSError as e:
-            raise self._disk_error(f"write the report {self.folder / REPORT}", e) from e
+            raise self._write_error(f"write the report {path}", e) from e
 
     def close(self) -> None:
         pass
@@ -437,6 +532,7 @@ __all__ = [
     "atomic_write_json",
     "check_run_name",
     "fingerprint_diff",
+    "fsync_path",
     "run_folder",
     "tensor_digest",
 ]

@@ -87,6 +87,17 @@ def test_a_finished_run_queued_again_does_no_model_work_and_can_be_extended(tmp_
     assert longer.restored == 3 and torch.equal(longer.video(), direct.video())
 
 
+def test_a_finished_run_queued_again_for_fewer_chunks_keeps_the_whole_run_in_its_report(tmp_path):
+    s = settings(chunks=3)
+    first = run(tmp_path, "short", s)
+    fewer = run(tmp_path, "short", replace(s, chunks=2))
+    assert fewer.restored == 2 and len(fewer.report["chunks"]) == 2  # the call returns what it was asked for
+    # The run folder still holds three chunks, and its report.json still describes all three.
+    folder = tmp_path / "short"
+    assert len(json.loads((folder / "state.json").read_text())["chunks"]) == 3
+    assert json.loads((folder / "report.json").read_text())["chunks"] == first.report["chunks"]
+
+
 @pytest.mark.parametrize(
     "change, field",
     [

@@ -128,6 +128,108 @@ def test_disk_full_gives_a_clear_error_and_earlier_chunks_stay_intact(tmp_path, 
     assert len(point.records) == 2  # the unlisted chunk_0002 folder does not count
 
 
+def test_a_non_os_write_error_removes_the_temporary_folder_and_errors_clearly(tmp_path, monkeypatch):
+    import safetensors
+    import safetensors.torch
+
+    sink = DiskSink(tmp_path, "guide")
+    sink.open_run(FP, chunks=3)
+    sink.write_chunk(0, frames(0), record={"index": 0})
+    sink.write_chunk(1, frames(1), record={"index": 1})
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    cause = safetensors.SafetensorError(
+        'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+    )
+
+    def fails(*_a, **_k):
+        raise cause
+
+    monkeypatch.setattr(safetensors.torch, "save_file", fails)
+    with pytest.raises(ChunkwiseError, match=r"could not write chunk 2 .*disk is full.*chunks 0\.\.1 are intact") as err:
+        sink.write_chunk(2, frames(2), record={"index": 2})
+    message = str(err.value)
+    assert str(sink.folder) in message and "queue the same run again" in message and "SafetensorError" in message
+    assert err.value.__cause__ is cause  # the original error stays chained
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before
+    assert not [p for p in sink.folder.iterdir() if p.name.startswith(".")]  # no .chunk_0002.tmp-PID left
+    # Any other failure while writing is just as clean, with its own reason named.
+    monkeypatch.setattr(sinks_mod, "save_guide", lambda *_a: (_ for _ in ()).throw(RuntimeError("device lost")))
+    with pytest.raises(ChunkwiseError, match=r"RuntimeError: device lost.*chunks 0\.\.1 are intact"):
+        sink.write_chunk(2, frames(2), record={"index": 2})
+    assert not [p for p in sink.folder.iterdir() if p.name.startswith(".")]
+    monkeypatch.undo()
+    sink.write_chunk(2, frames(2), record={"index": 2})  # the same sink goes on once the cause is gone
+    assert len(json.loads((sink.folder / "state.json").read_text())["chunks"]) == 3
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to name the flushed files")
+def test_chunk_files_their_folder_and_the_run_folder_are_flushed_before_and_after_the_rename(tmp_path, monkeypatch):
+    sink = DiskSink(tmp_path, "sync")
+    sink.open_run(FP, chunks=1)
+    folder = sink.folder
+    real = os.fsync
+    flushed = []
+
+    def spy(fd):
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(sinks_mod.os, "fsync", spy)
+    sink.write_chunk(0, frames(0, t=2))
+    tmp = str(folder / f".chunk_0000.tmp-{os.getpid()}")
+    names = [f"{tmp}/frame_000000.png", f"{tmp}/frame_000001.png", f"{tmp}/guide.safetensors"]
+    # Every file of the chunk, then its folder, while still under the temporary name (before the rename) ...
+    assert sorted(flushed[:3]) == names and flushed[3] == tmp
+    # ... then the run folder (the rename), state.json's temporary file, and the run folder again (the replace).
+    assert flushed[4:] == [str(folder), str(folder / f".state.json.tmp-{os.getpid()}"), str(folder)]
+    flushed.clear()
+    sink.write_report({"chunks": []})
+    assert flushed == [str(folder / f".report.json.tmp-{os.getpid()}"), str(folder)]
+
+
+def test_leftovers_of_a_killed_process_are_removed_when_the_run_is_opened(tmp_path):
+    sink = DiskSink(tmp_path, "killed")
+    sink.open_run(FP, chunks=3)
+    sink.write_chunk(0, frames(0))
+    folder = sink.folder
+    # What a process killed mid-write (another pid) leaves: a half-filled chunk folder and a state temp file.
+    (folder / ".chunk_0001.tmp-99999").mkdir()
+    (folder / ".chunk_0001.tmp-99999" / "frame_000003.png").write_bytes(b"half")
+    (folder / ".state.json.tmp-99999").write_text("{half")
+    (folder / ".report.json.tmp-99998").write_text("{half")
+    (folder / "notes.txt").write_text("mine")  # the user's own files stay
+    point = DiskSink(tmp_path, "killed").open_run(FP, chunks=3)
+    assert len(point.records) == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["chunk_0000", "notes.txt", "state.json"]
+    # A run folder without a state yet (killed before its first chunk) is cleaned when it starts too.
+    (tmp_path / "early").mkdir()
+    (tmp_path / "early" / ".chunk_0000.tmp-4242").mkdir()
+    assert DiskSink(tmp_path, "early").open_run(FP, chunks=1) is None
+    assert sorted(p.name for p in (tmp_path / "early").iterdir()) == ["state.json"]
+
+
+def test_a_shorter_report_never_replaces_the_report_of_a_longer_run(tmp_path):
+    sink = DiskSink(tmp_path, "rep")
+    sink.open_run(FP, chunks=3)
+    for i in range(3):
+        sink.write_chunk(i, frames(i), record={"index": i})
+    long = {"format": "chunkwise.report/1", "chunks": [{"index": i} for i in range(3)]}
+    sink.write_report(long)
+    # Queued again for fewer chunks: the run folder still holds three, and so does its report.
+    again = DiskSink(tmp_path, "rep")
+    again.open_run(FP, chunks=2)
+    again.write_report({"format": "chunkwise.report/1", "chunks": [{"index": i} for i in range(2)]})
+    assert json.loads((sink.folder / "report.json").read_text()) == long
+    # Extended to more chunks, the longer report replaces it.
+    longer = {"format": "chunkwise.report/1", "chunks": [{"index": i} for i in range(4)]}
+    more = DiskSink(tmp_path, "rep")
+    more.open_run(FP, chunks=4)
+    more.write_chunk(3, frames(3), record={"index": 3})
+    more.write_report(longer)
+    assert json.loads((sink.folder / "report.json").read_text()) == longer
+
+
 def test_changed_settings_error_lists_the_differences_and_new_starts_a_fresh_folder(tmp_path):
     sink = DiskSink(tmp_path, "r")
     sink.open_run(FP, chunks=2)
@@ -152,11 +254,58 @@ def test_changed_settings_error_lists_the_differences_and_new_starts_a_fresh_fol
 def test_a_damaged_state_file_is_refused_not_overwritten(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "state.json").write_text("{not json")
-    with pytest.raises(ChunkwiseError, match="cannot read the run state"):
+    with pytest.raises(ChunkwiseError, match="cannot read the run state") as err:
         DiskSink(tmp_path, "d").open_run(FP, chunks=1)
+    # The message names what the ChunkLoop node offers (its on_existing combo), not internal values.
+    assert "set on_existing to 'new run'" in str(err.value) and "run_name" in str(err.value)
     (tmp_path / "d" / "state.json").write_text(json.dumps({"format": "other"}))
-    with pytest.raises(ChunkwiseError, match="not a chunkwise run state"):
+    with pytest.raises(ChunkwiseError, match="not a chunkwise run state.*'new run'"):
         DiskSink(tmp_path, "d").open_run(FP, chunks=1)
+    (tmp_path / "d" / "state.json").write_text("{not json")
+    with pytest.raises(ChunkwiseError, match="cannot read the run state"):
+        DiskSink(tmp_path, "d", on_existing="error").open_run(FP, chunks=1)
+    assert (tmp_path / "d" / "state.json").read_text() == "{not json"
+
+
+def test_a_damaged_state_file_is_cleared_the_way_its_message_says(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "state.json").write_text("{not json")
+    # 'new run' (on_existing='new') never reads the old state: it leaves it alone and starts d-2.
+    fresh = DiskSink(tmp_path, "d", on_existing="new")
+    assert fresh.open_run(FP, chunks=1) is None
+    assert fresh.folder == (tmp_path / "d-2").resolve()
+    fresh.write_chunk(0, frames(0))
+    assert (tmp_path / "d" / "state.json").read_text() == "{not json"
+    # 'overwrite' starts again in the same folder without reading the damaged file either.
+    wiped = DiskSink(tmp_path, "d", on_existing="overwrite")
+    assert wiped.open_run(FP, chunks=1) is None
+    wiped.write_chunk(0, frames(0))
+    assert json.loads((tmp_path / "d" / "state.json").read_text())["fingerprint"] == FP
+
+
+@pytest.mark.parametrize("length", [118, 119, 120])
+def test_new_run_with_a_long_name_shortens_the_name_not_the_suffix(tmp_path, length):
+    name = "r" * length
+    DiskSink(tmp_path, name).open_run(FP, chunks=1)
+    folders = []
+    for _ in range(11):  # up to '-12': the suffix grows to three characters
+        sink = DiskSink(tmp_path, name, on_existing="new")
+        assert sink.open_run(FP, chunks=1) is None
+        folders.append(sink.folder.name)
+    assert len(set(folders)) == 11
+    for n, folder in enumerate(folders, start=2):
+        assert folder.endswith(f"-{n}") and len(folder) <= 120 and folder.startswith("r" * 100)
+
+
+def test_new_run_gives_up_with_a_clear_error_when_every_numbered_folder_exists(tmp_path, monkeypatch):
+    monkeypatch.setattr(sinks_mod, "MAX_NEW_RUNS", 3)
+    DiskSink(tmp_path, "busy").open_run(FP, chunks=1)
+    for n in (2, 3, 4):
+        (tmp_path / f"busy-{n}").mkdir()
+    with pytest.raises(ChunkwiseError, match=r"busy-2 \.\. busy-4 .*already exist.*run_name") as err:
+        DiskSink(tmp_path, "busy", on_existing="new").open_run(FP, chunks=1)
+    assert "'busy'" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "busy-2", "busy-3", "busy-4"]
 
 
 def test_a_missing_chunk_file_resumes_from_the_chunk_before_it(tmp_path):
