@@ -22,7 +22,7 @@ from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
 from ..search.errors import ChunkwiseError, check_finite, check_image
 from ..search.noise import SEED_MODULUS, candidate_seeds
 from ..search.protocols import CandidateScore
-from .comfy_i2v import decode, sample_window
+from .comfy_i2v import decode, masked_resume_noise, sample_window, schedule_sigmas
 from .plumbing import resolve_scorer
 from .types import CANDIDATES, PREVIEWS, SCORER, SCORES
 
@@ -306,10 +306,7 @@ class FullDenoise(io.ComfyNode):
         if previews is not None and previews.mode == "truncated":
             same = (previews.steps, previews.sampler_name, previews.scheduler, previews.cfg) == (
                 steps, sampler_name, scheduler, cfg)
-            if "noise_mask" in latent:
-                # A plain continuation would treat the partial latent as the clean reference under the mask.
-                log.warning("FullDenoise: this latent carries a noise_mask; resuming is not exact, denoising from scratch")
-            elif same and seed in previews.seeds:
+            if same and seed in previews.seeds:
                 resume_from = previews.latents[previews.seeds.index(seed)]
                 start = previews.k
             else:
@@ -321,9 +318,20 @@ class FullDenoise(io.ComfyNode):
                 )
         samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
         noise_tensor = noise.generate_noise({**latent, "samples": samples})
+        if resume_from is not None and "noise_mask" in latent:
+            # A plain continuation would take the partial latent as the clean reference under the mask:
+            # restart from the clean latent with the noise that lands exactly on the preview's state.
+            sigma = schedule_sigmas(model, steps, sampler_name, scheduler)[start]
+            noise_tensor = masked_resume_noise(model, latent, resume_from, noise_tensor, sigma)
+            resume_from = None
+        bar = comfy.utils.ProgressBar(steps - start)
+
+        def on_step(step: int, _x0) -> None:
+            bar.update_absolute(step - start + 1, steps - start)
+
         out, _ = sample_window(model, noise_tensor, positive, negative, latent, steps=steps, cfg=cfg,
                                sampler_name=sampler_name, scheduler=scheduler, start_step=start, end_step=steps,
-                               resume_latent=resume_from, seed=seed)
+                               resume_latent=resume_from, seed=seed, callback=on_step)
         check_finite(out, "denoised latent")
         result = latent.copy()
         result["samples"] = out

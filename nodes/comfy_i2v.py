@@ -182,6 +182,42 @@ def count_nfe(model, counter: Optional[NFECounter] = None) -> tuple[Any, NFECoun
     return patched, counter
 
 
+def schedule_sigmas(model, steps: int, sampler_name: str, scheduler: str) -> torch.Tensor:
+    """The stock KSampler's sigma schedule (``steps + 1`` values) for ``model``."""
+    sampler = comfy.samplers.KSampler(model, steps=steps, device="cpu", sampler=sampler_name, scheduler=scheduler,
+                                      denoise=1.0, model_options=model.model_options)
+    return sampler.sigmas.to("cpu", torch.float32)
+
+
+def masked_resume_noise(model, latent: dict, resumed: torch.Tensor, noise: torch.Tensor,
+                        sigma: torch.Tensor) -> torch.Tensor:
+    """Noise that restarts a ``noise_mask`` latent at ``sigma`` (the schedule's sigma at step k) exactly
+    where a window that stopped at step k left it (``resumed``, in the LATENT scale).
+
+    The sampler starts a window at ``x = noise_scaling(sigma_k, eps, clean)``
+    (inner scale), affine in ``eps``, so ``eps = (x_k - a) / b`` with
+    ``a = noise_scaling(sigma_k, 0, clean)`` and ``b`` its slope; ``x_k`` is
+    the resumed state, ``noise_scaling(sigma_k, 0, latent_in)`` (this undoes
+    ``inverse_noise_scaling``, e.g. the flow models' ``/(1 - sigma)``). In the
+    pinned region (mask 0) the original ``noise`` is kept, because the
+    sampler re-noises that region from its noise before every evaluation.
+    Exact (to float rounding) for binary masks and single-step samplers;
+    for soft masks the partly pinned region starts from ``x_k``.
+    """
+    sigma = sigma.reshape(1)
+    inner = model.model
+    sampling = model.get_model_object("model_sampling")
+    clean = latent["samples"].to("cpu", torch.float32)
+    clean_in = inner.process_latent_in(clean) if torch.count_nonzero(clean) > 0 else clean
+    state = inner.process_latent_in(resumed.to("cpu", torch.float32))
+    x_k = sampling.noise_scaling(sigma, torch.zeros_like(state), state)
+    a = sampling.noise_scaling(sigma, torch.zeros_like(clean_in), clean_in)
+    b = sampling.noise_scaling(sigma, torch.ones_like(clean_in), clean_in) - a
+    eps = (x_k - a) / b
+    mask = comfy.utils.reshape_mask(latent["noise_mask"].to("cpu", torch.float32), clean.shape)
+    return torch.where(mask > 0, eps, noise.to(eps.dtype)).to(noise.dtype)
+
+
 def decode(vae, latent: torch.Tensor) -> torch.Tensor:
     """``vae.decode`` -> IMAGE ``[T, H, W, 3]``; a video VAE's ``[B, T, H, W, C]`` is flattened to frames."""
     images = vae.decode(latent)
@@ -578,43 +614,13 @@ class ComfyI2V:
 
     def sigmas(self, steps: int) -> torch.Tensor:
         """The stock KSampler's sigma schedule for this binding (``steps + 1`` values)."""
-        sampler = comfy.samplers.KSampler(
-            self.model,
-            steps=steps,
-            device="cpu",
-            sampler=self.sampler_name,
-            scheduler=self.scheduler,
-            denoise=1.0,
-            model_options=self.model.model_options,
-        )
-        return sampler.sigmas.to("cpu", torch.float32)
+        return schedule_sigmas(self.model, steps, self.sampler_name, self.scheduler)
 
     def corrected_noise(self, cond: ComfyCond, resume: SampleResult, noise: torch.Tensor) -> torch.Tensor:
-        """Noise that restarts a ``noise_mask`` latent at ``sigma[k]`` exactly where ``resume`` left it.
-
-        The sampler starts a window at ``x = noise_scaling(sigma_k, eps, clean)``
-        (inner scale), affine in ``eps``, so ``eps = (x_k - a) / b`` with
-        ``a = noise_scaling(sigma_k, 0, clean)`` and ``b`` its slope; ``x_k`` is
-        the resumed state, ``noise_scaling(sigma_k, 0, latent_in)`` (this undoes
-        ``inverse_noise_scaling``, e.g. the flow models' ``/(1 - sigma)``). In the
-        pinned region (mask 0) the original ``noise`` is kept, because the
-        sampler re-noises that region from its noise before every evaluation.
-        Exact (to float rounding) for binary masks and single-step samplers;
-        for soft masks the partly pinned region starts from ``x_k``.
-        """
-        k = resume.end_step
-        sigma = self.sigmas(resume.steps)[k].reshape(1)
-        inner = self.model.model
-        sampling = self.model.get_model_object("model_sampling")
-        clean = cond.latent["samples"].to("cpu", torch.float32)
-        clean_in = inner.process_latent_in(clean) if torch.count_nonzero(clean) > 0 else clean
-        state = inner.process_latent_in(resume.latent.to("cpu", torch.float32))
-        x_k = sampling.noise_scaling(sigma, torch.zeros_like(state), state)
-        a = sampling.noise_scaling(sigma, torch.zeros_like(clean_in), clean_in)
-        b = sampling.noise_scaling(sigma, torch.ones_like(clean_in), clean_in) - a
-        eps = (x_k - a) / b
-        mask = comfy.utils.reshape_mask(cond.latent["noise_mask"].to("cpu", torch.float32), clean.shape)
-        return torch.where(mask > 0, eps, noise.to(eps.dtype)).to(noise.dtype)
+        """Noise that restarts a ``noise_mask`` latent at ``sigma[k]`` exactly where ``resume`` left it
+        (see :func:`masked_resume_noise`)."""
+        sigma = self.sigmas(resume.steps)[resume.end_step]
+        return masked_resume_noise(self.model, cond.latent, resume.latent, noise, sigma)
 
     # 3. Decoding ---------------------------------------------------------
 

@@ -149,3 +149,25 @@ def test_sampler_combos_are_comfyuis_own():
     combos = {i.id: i.options for i in schema.inputs if hasattr(i, "options") and i.options}
     assert combos["sampler_name"] == comfy.samplers.SAMPLER_NAMES
     assert combos["scheduler"] == comfy.samplers.SCHEDULER_NAMES
+
+
+def test_full_denoise_resumes_a_noise_mask_latent_with_the_corrected_noise():
+    # The LTX / Cosmos / Wan 2.2 5B pattern: the guide is pinned in the latent under a noise_mask.
+    from chunkwise.tests.comfy.test_comfy_i2v import MaskedWanFamily, guide_image, make_i2v
+    from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
+
+    parts = tiny.tiny_wan()
+    cond = make_i2v("wan", parts, family_wrapper=MaskedWanFamily).condition(guide_image(4))
+    assert "noise_mask" in cond.latent
+    settings = dict(steps=4, cfg=1.0, sampler_name="euler", scheduler="simple")
+    counted, counter = count_nfe(parts[0])
+    candidates = NoiseCandidates.execute(cond.latent, 2, 30)[0]
+    previews = KStepPreview.execute(counted, cond.positive, cond.negative, cond.latent, candidates, parts[1], 2,
+                                    mode="truncated", **settings)[0]
+    noise = Noise_RandomNoise(31)
+    before = counter.count
+    resumed = FullDenoise.execute(counted, cond.positive, cond.negative, cond.latent, noise, previews=previews,
+                                  **settings)[0]["samples"]
+    assert counter.count - before == settings["steps"] - 2  # k evaluations saved under the mask too
+    fresh = FullDenoise.execute(counted, cond.positive, cond.negative, cond.latent, noise, **settings)[0]["samples"]
+    torch.testing.assert_close(resumed, fresh, rtol=1e-4, atol=1e-4)
