@@ -278,3 +278,49 @@ def test_fingerprint_follows_schedule_patches_cfg_functions_middle_layers_and_sc
     assert scorer_fingerprint(scorer(3)) == scorer_fingerprint(scorer(3))
     assert scorer_fingerprint(scorer(3)) != scorer_fingerprint(scorer(4))
     assert scorer_fingerprint(MeanColourScorer()) == "no weights"
+
+
+class NanSampler(InterruptAtChunk):
+    """The binding, unchanged, except that every sample returns a NaN latent."""
+
+    def __init__(self, inner):
+        super().__init__(inner, at=-1)
+
+    def sample(self, cond, noise, **kw):
+        result = self._inner.sample(cond, noise, **kw)
+        result.latent = result.latent * float("nan")
+        return result
+
+
+def test_bad_input_on_an_existing_run_folder_leaves_it_byte_for_byte(bound, outdir):
+    i2v, scoring = bound["wan"]
+    loop(i2v, scoring, chunks=2, run_name="keep")
+    folder = outdir / "chunkwise" / "keep"
+
+    def snapshot():
+        return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    before = snapshot()
+    nfe = i2v.nfe
+    for kw, match in [
+        ({"k": STEPS}, r"k \(preview steps\) must be smaller"),
+        ({"colour_anchor": 1.5}, "colour_anchor strength must be in 0..1"),
+        ({"image": torch.full((1, 8, 8, 3), float("nan"))}, "NaN"),
+        ({"image": torch.rand(1, 8, 8, 5)}, "got 5"),
+        ({"candidates": 3}, r"settings\.search\.candidates: 2 -> 3"),
+        ({"preview_decode": "approximate (latent to RGB)", "halving_k": 0, "accept_score": 0.0, "k": 1,
+          "candidates": 2, "preview_frame_stride": 1, "candidate_batch": 1, "seed": 6}, r"settings\.seed"),
+    ]:
+        with pytest.raises(ChunkwiseError, match=match):
+            loop(i2v, scoring, chunks=3, run_name="keep", **kw)
+    assert i2v.nfe == nfe and snapshot() == before  # refused before any model work, nothing written
+
+    # A NaN latent in chunk 2 (extending the finished run; chunks 0 and 1 are read back, not sampled)
+    # stops the run; chunks 0 and 1 stay as they were.
+    with pytest.raises(ChunkwiseError, match="NaN/inf"):
+        loop(NanSampler(i2v), scoring, chunks=3, run_name="keep")
+    after = snapshot()
+    assert {p: b for p, b in after.items() if p.parts[0] in ("chunk_0000", "chunk_0001")} == {
+        p: b for p, b in before.items() if p.parts[0] in ("chunk_0000", "chunk_0001")}
+    assert not any(p.parts[0].startswith(("chunk_0002", ".chunk_0002")) for p in after)
+    assert [c["index"] for c in json.loads((folder / "state.json").read_text())["chunks"]] == [0, 1]
