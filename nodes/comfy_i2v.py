@@ -700,9 +700,10 @@ class ComfyI2V:
         """:meth:`sample` for several candidates, stacked along the batch dimension where the family allows.
 
         Results equal sequential :meth:`sample` calls to float tolerance (the
-        batched kernels may round differently). Falls back to one call per
-        candidate for families whose batch dimension is taken (SVD: frames)
-        and for samplers that draw noise while sampling (one seed per call).
+        batched kernels may round differently). Wan stacks candidates along the
+        batch dimension, SVD as stacked videos (see :meth:`_frames_batch_model`).
+        Falls back to one call per candidate for samplers that draw noise while
+        sampling (one seed per call) and for SVD models with pre/post-cfg functions.
         On out-of-memory the batch is halved and retried, down to single
         candidates; the size that fit is kept in :attr:`batch_limit` for later
         calls. NFE counts per candidate, as sequential calls would.

@@ -321,8 +321,9 @@ class ChunkLoop(io.ComfyNode):
                 io.Int.Input("halving_k", default=0, min=0, max=1000, optional=True,
                              tooltip="Successive halving. 0: off. Otherwise all m candidates are previewed with "
                                      "this many steps, the better half is extended, and so on up to k steps: "
-                                     "fewer evaluations than m*k, with the same winner in most chunks. Must be "
-                                     "smaller than k; cannot be combined with accept_score."),
+                                     "fewer evaluations than m*k, with the same winner in most chunks. Saves most "
+                                     "with truncated previews; short previews restart each rung, so use a small "
+                                     "value (1 or 2). Must be smaller than k; cannot be combined with accept_score."),
             ],
             outputs=[
                 io.Image.Output("video", tooltip="All frames of all chunks, ready for a video-combine/save node."),
