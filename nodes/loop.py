@@ -369,7 +369,8 @@ class ChunkLoop(io.ComfyNode):
         # 1. Settings and inputs, checked before any model work.
         steps = binding_steps(i2v)
         if preview_decode not in PREVIEW_DECODE:
-            raise ChunkwiseError(f"preview_decode must be one of {list(PREVIEW_DECODE)}, got {preview_decode!r}")
+            raise ChunkwiseError(f"preview_decode must be one of {list(PREVIEW_DECODE)}, got {preview_decode!r}; "
+                                 "pick one from the widget's list")
         settings = LoopSettings(
             chunks=chunks,
             seed=seed,
@@ -389,9 +390,11 @@ class ChunkLoop(io.ComfyNode):
                 f"as long as the full run costs as much as it: lower k (e.g. {max(1, steps // 6)}) or raise steps"
             )
         if return_frames not in RETURN_FRAMES:
-            raise ChunkwiseError(f"return_frames must be one of {RETURN_FRAMES}, got {return_frames!r}")
+            raise ChunkwiseError(f"return_frames must be one of {RETURN_FRAMES}, got {return_frames!r}; "
+                                 "pick one from the widget's list")
         if on_existing not in ON_EXISTING:
-            raise ChunkwiseError(f"on_existing must be one of {list(ON_EXISTING)}, got {on_existing!r}")
+            raise ChunkwiseError(f"on_existing must be one of {list(ON_EXISTING)}, got {on_existing!r}; "
+                                 "pick one from the widget's list")
         image = as_one_rgb_image(image)
         verifier = resolve_scorer(clip_vision, scorer, needed=settings.search.searching)
         node_id = getattr(getattr(cls, "hidden", None), "unique_id", None)

@@ -72,7 +72,10 @@ class SearchSettings:
         require_int("steps", self.steps, 1, "use the model's usual step count, e.g. 25 for SVD, 20-50 for Wan")
         require_int("candidates (m)", self.candidates, 1, "use 1 for no search, 4-10 for search")
         if self.candidates > MAX_CANDIDATES:
-            raise ChunkwiseError(f"candidates (m) must be at most {MAX_CANDIDATES}, got {self.candidates}")
+            raise ChunkwiseError(
+                f"candidates (m) must be at most {MAX_CANDIDATES}, got {self.candidates}; the paper uses 10: beyond a "
+                "few dozen, previews cost more than they find. Lower candidates"
+            )
         require_int("k (preview steps)", self.k, 1, "use a few steps, e.g. 8 of 50")
         if self.preview_mode not in PREVIEW_MODES:
             raise ChunkwiseError(

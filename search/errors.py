@@ -55,7 +55,10 @@ def check_image(image, name: str = "guide image") -> torch.Tensor:
             "divide 8-bit images by 255"
         )
     if image.shape[1] < 1 or image.shape[2] < 1:
-        raise ChunkwiseError(f"{name} is empty: shape {list(image.shape)}")
+        raise ChunkwiseError(
+            f"{name} is empty: shape {list(image.shape)}; expected at least one pixel of [1, H, W, 3]: "
+            "check the node that makes it (a crop or resize to 0)"
+        )
     check_finite(image, name)
     return image
 

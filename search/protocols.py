@@ -11,6 +11,8 @@ from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkabl
 
 import torch
 
+from .errors import ChunkwiseError
+
 StepCallback = Callable[[int, torch.Tensor], None]
 """Called by a denoiser after each sampler step with (step index, x0 prediction)."""
 
@@ -175,7 +177,7 @@ class MemorySink:
 
     def __init__(self, keep: str = "all", overview_size: int = 256) -> None:
         if keep not in MEMORY_KEEP:
-            raise ValueError(f"keep must be one of {MEMORY_KEEP}, got {keep!r}")
+            raise ChunkwiseError(f"keep must be one of {MEMORY_KEEP}, got {keep!r}; use 'all' or 'last'")
         self.keep = keep
         self.overview_size = overview_size
         self.chunks: list[torch.Tensor] = []
@@ -186,7 +188,8 @@ class MemorySink:
         self, index: int, frames: torch.Tensor, *, record: Optional[dict] = None, guide: Optional[torch.Tensor] = None
     ) -> None:
         if index != self.count:
-            raise ValueError(f"chunk {index} arrived out of order: expected chunk {self.count}")
+            raise ChunkwiseError(f"chunk {index} arrived out of order: expected chunk {self.count}; "
+                                 "write chunks 0, 1, 2 ... in order")
         self.count += 1
         if self.keep == "last":
             self.chunks = [frames]
@@ -200,16 +203,16 @@ class MemorySink:
     def video(self) -> torch.Tensor:
         """Every kept chunk, concatenated (the whole video with ``keep="all"``, else the last chunk)."""
         if not self.chunks:
-            raise ValueError("no chunk was written: nothing to concatenate")
+            raise ChunkwiseError("no chunk was written: nothing to concatenate; run at least one chunk first")
         return torch.cat(self.chunks, dim=0)
 
     def last_chunk(self) -> torch.Tensor:
         if not self.chunks:
-            raise ValueError("no chunk was written: there is no last chunk")
+            raise ChunkwiseError("no chunk was written: there is no last chunk; run at least one chunk first")
         return self.chunks[-1]
 
     def overview(self) -> torch.Tensor:
         """Each chunk's last frame, downscaled: ``[chunks, h, w, 3]``."""
         if not self.thumbnails:
-            raise ValueError("no chunk was written: the overview is empty")
+            raise ChunkwiseError("no chunk was written: the overview is empty; run at least one chunk first")
         return torch.stack(self.thumbnails)
