@@ -302,6 +302,20 @@ class DiskSink:
         if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise ChunkwiseError(f"{path} is not a chunkwise run state: format {got!r}, expected {RUN_FORMAT!r}; {fix}")
+        chunks = state.get("chunks")
+        if not isinstance(chunks, list):
+            raise ChunkwiseError(f"{path} lists no chunks (got {type(chunks).__name__}); expected a list; {fix}")
+        start = 0
+        for i, entry in enumerate(chunks):
+            ok = (isinstance(entry, dict) and entry.get("index") == i and entry.get("start") == start
+                  and isinstance(entry.get("frames"), int) and entry["frames"] >= 0
+                  and isinstance(entry.get("record", {}), dict))
+            if not ok:
+                raise ChunkwiseError(
+                    f"{path}: chunk entry {i} is damaged (got {entry!r:.200}); expected index {i}, start {start}, "
+                    f"a frame count and a record; {fix}"
+                )
+            start += entry["frames"]
         return state
 
     def _new_folder(self) -> Path:

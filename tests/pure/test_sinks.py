@@ -265,6 +265,15 @@ def test_a_damaged_state_file_is_refused_not_overwritten(tmp_path):
     with pytest.raises(ChunkwiseError, match="cannot read the run state"):
         DiskSink(tmp_path, "d", on_existing="error").open_run(FP, chunks=1)
     assert (tmp_path / "d" / "state.json").read_text() == "{not json"
+    # The right format with broken chunk entries: refused with the entry named, not a KeyError.
+    good = DiskSink(tmp_path, "g")
+    good.open_run(FP, chunks=2)
+    good.write_chunk(0, frames(0))
+    state = json.loads((tmp_path / "g" / "state.json").read_text())
+    del state["chunks"][0]["start"]
+    (tmp_path / "g" / "state.json").write_text(json.dumps(state))
+    with pytest.raises(ChunkwiseError, match="chunk entry 0 is damaged.*'new run'"):
+        DiskSink(tmp_path, "g").open_run(FP, chunks=2)
 
 
 def test_a_damaged_state_file_is_cleared_the_way_its_message_says(tmp_path):
