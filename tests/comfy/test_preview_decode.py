@@ -131,3 +131,34 @@ def test_approximate_search_against_full_decoding(family_name, parts):
     # Scores differ from full decoding (another image), the candidates and the schedule do not.
     assert [c["seed"] for c in approx.record.candidates] == [c["seed"] for c in full.record.candidates]
     assert scores != [c["score"] for c in full.record.candidates]
+
+
+class LinearVAE:
+    """The tiny SVD VAE, except that it decodes with ComfyUI's latent-to-RGB factors (upscaled): a VAE
+    the approximate decode describes exactly, so both searches must see the same previews."""
+
+    def __init__(self, inner, i2v) -> None:
+        self.inner, self.i2v = inner, i2v
+
+    def decode(self, latent):
+        return self.i2v.approximate_decode(latent, upscale=True)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("mode", ["short", "truncated"])
+def test_approximate_search_chooses_what_full_decoding_chooses_when_the_factors_are_the_vae(svd_parts, mode):
+    search = SearchSettings(candidates=4, k=2, steps=4, preview_mode=mode)
+    approx_settings = SearchSettings(**{**search.__dict__, "preview_decode": "approx"})
+    for seed in range(3):
+        records = []
+        for settings in (search, approx_settings):
+            i2v = make_i2v("svd", svd_parts)
+            i2v.vae = LinearVAE(i2v.vae, i2v)
+            records.append(search_chunk(i2v, BrightnessScorer(), guide_image(seed), settings, seed=seed).record)
+        full, approx = records
+        assert approx.cost["frames_decoded"] == 0  # the previews never went through decode()
+        assert [c["score"] for c in approx.candidates] == pytest.approx([c["score"] for c in full.candidates],
+                                                                        abs=1e-6)
+        assert approx.chosen == full.chosen
