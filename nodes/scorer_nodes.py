@@ -7,6 +7,7 @@ ChunkLoop accept one in place of a plain CLIP_VISION (``scorers.as_scorer``).
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from pathlib import Path
@@ -111,11 +112,27 @@ def _placement():
 
 
 def _open_clip_names() -> list[str]:
-    """open_clip's bundled config names, read from its folder without importing it (start-up stays fast)."""
+    """open_clip's bundled config names, read from its folder without importing it (start-up stays fast).
+
+    The encoder builds only the image tower, so every bundled config loads offline (Hugging Face text towers
+    are never built). Configs whose image tower is a timm model are left out when timm is not installed.
+    """
     spec = importlib.util.find_spec("open_clip")
     if spec is not None and spec.submodule_search_locations:
         cfg_dir = Path(list(spec.submodule_search_locations)[0]) / "model_configs"
-        names = sorted(p.stem for p in cfg_dir.glob("*.json"))
+        have_timm = importlib.util.find_spec("timm") is not None
+        names = []
+        for path in sorted(cfg_dir.glob("*.json")):
+            try:
+                cfg = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            vision = cfg.get("vision_cfg") if isinstance(cfg, dict) else None
+            if not isinstance(vision, dict) or "embed_dim" not in cfg:
+                continue
+            if vision.get("timm_model_name") and not have_timm:
+                continue
+            names.append(path.stem)
         if names:
             return names
     return list(COMMON_OPEN_CLIP)
@@ -189,20 +206,32 @@ class ChunkwiseScorerOpenClip(io.ComfyNode):
             category=CATEGORY,
             description="The paper's CLIP min-cosine verifier on an open_clip image tower loaded from a file in "
             "models/clip_vision (an open_clip checkpoint, e.g. open_clip_model.safetensors). Needs "
-            "`pip install open_clip_torch`. Preprocessing is open_clip's own for the model.",
+            "`pip install open_clip_torch`. Only the image tower is built. Preprocessing is open_clip's own, with "
+            "the settings of the checkpoint's pretrained tag (or of open_clip_config.json next to the file).",
             inputs=[
                 io.Combo.Input(
                     "model_name",
                     options=_open_clip_names(),
                     default="ViT-L-14",
-                    tooltip="open_clip architecture the weights file was trained as (OpenAI weights need the "
-                    "-quickgelu names). Bigger: better judgement, slower scoring.",
+                    tooltip="open_clip architecture the weights file was trained as. Bigger: better judgement, "
+                    "slower scoring.",
                 ),
                 io.Combo.Input(
                     "weights",
                     options=_clip_vision_files(),
                     tooltip="open_clip checkpoint in models/clip_vision (safetensors preferred; .bin/.pt are read "
                     "with weights_only). Must match model_name.",
+                ),
+                io.String.Input(
+                    "pretrained_tag",
+                    default="",
+                    optional=True,
+                    tooltip="open_clip tag the weights were released as, e.g. openai, laion2b_s32b_b82k, "
+                    "laion2b_s39b_b160k, dfn5b, webli (open_clip.list_pretrained_tags_by_model). It sets mean/std, "
+                    "resize mode and interpolation, and QuickGELU for OpenAI weights: a wrong one scores with "
+                    "wrongly normalised or cropped frames. Empty: read open_clip_config.json next to the weights "
+                    "file, else the settings all of the model's tags share, else open_clip's defaults (a warning "
+                    "in the log).",
                 ),
                 _anchor_weight_input(),
                 _frame_stride_input(),
@@ -212,7 +241,9 @@ class ChunkwiseScorerOpenClip(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model_name, weights, anchor_weight=0.0, frame_stride=1, batch_size=16) -> io.NodeOutput:
+    def execute(
+        cls, model_name, weights, anchor_weight=0.0, frame_stride=1, batch_size=16, pretrained_tag=""
+    ) -> io.NodeOutput:
         path = folder_paths.get_full_path("clip_vision", weights) if weights != NONE_FOUND else None
         if path is None:
             raise FileNotFoundError(
@@ -221,7 +252,9 @@ class ChunkwiseScorerOpenClip(io.ComfyNode):
                 "there (e.g. open_clip_model.safetensors from the model's Hugging Face page) and refresh"
             )
         device, dtype = _placement()
-        encoder = OpenClipEncoder(model_name, path, device=device, dtype=dtype, batch_size=batch_size)
+        encoder = OpenClipEncoder(
+            model_name, path, device=device, dtype=dtype, batch_size=batch_size, pretrained_tag=pretrained_tag or None
+        )
         return io.NodeOutput(ClipMinCosine(_managed(encoder), anchor_weight=anchor_weight, frame_stride=frame_stride))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import importlib.util
 import json
 import math
 
@@ -17,7 +18,7 @@ import comfy.model_management
 import folder_paths
 import pytest
 import torch
-from chunkwise.nodes import node_list
+from chunkwise.nodes import node_list, scorer_nodes
 from chunkwise.nodes.chunk_nodes import ClipMinCosineScore, PreviewSet
 from chunkwise.nodes.loop import ChunkLoop
 from chunkwise.nodes.scorer_nodes import (
@@ -45,6 +46,7 @@ from chunkwise.scorers import (
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.tests.comfy import tiny
 from chunkwise.tests.pure.toys import ToyDenoiser
+from comfy_api.latest import io
 
 open_clip = pytest.importorskip("open_clip")
 transformers = pytest.importorskip("transformers")
@@ -207,6 +209,63 @@ def test_missing_package_names_what_to_install(registered, monkeypatch):
     monkeypatch.setattr(importlib, "import_module", lambda name, *a: without_open_clip(name))
     with pytest.raises(ImportError, match="install it into ComfyUI's Python with: pip install open_clip_torch"):
         ChunkwiseScorerOpenClip.execute(OPEN_CLIP_NAME, OPEN_CLIP_FILE)
+
+
+def test_open_clip_node_takes_the_checkpoints_pretrained_tag(registered, monkeypatch):
+    [tag_input] = [i for i in ChunkwiseScorerOpenClip.define_schema().inputs if i.id == "pretrained_tag"]
+    assert isinstance(tag_input, io.String.Input) and tag_input.optional and tag_input.default == ""
+    assert "openai" in tag_input.tooltip and "open_clip_config.json" in tag_input.tooltip
+    squash = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "interpolation": "bilinear", "resize_mode": "squash"}
+    openai = {"resize_mode": "shortest", "quick_gelu": True}
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, OPEN_CLIP_NAME, {"webli": squash, "openai": openai})
+    scorer = ChunkwiseScorerOpenClip.execute(OPEN_CLIP_NAME, OPEN_CLIP_FILE, pretrained_tag="webli")[0]
+    assert {k: scorer.encoder.preprocess_cfg[k] for k in squash} == squash
+    quick = ChunkwiseScorerOpenClip.execute(OPEN_CLIP_NAME, OPEN_CLIP_FILE, pretrained_tag="openai")[0]
+    assert quick.encoder.quick_gelu and quick.encoder.preprocess_cfg["resize_mode"] == "shortest"
+    assert any(isinstance(m, open_clip.transformer.QuickGELU) for m in quick.encoder.model.modules())
+    with pytest.raises(
+        ChunkwiseError, match=r"no pretrained tag 'laion'; set pretrained_tag to one of \['webli', 'openai'\]"
+    ):
+        ChunkwiseScorerOpenClip.execute(OPEN_CLIP_NAME, OPEN_CLIP_FILE, pretrained_tag="laion")
+
+
+def test_open_clip_node_offers_only_models_it_builds_offline(monkeypatch):
+    # Every name in the list builds (image tower only, on the meta device: no memory, no download). Hugging Face
+    # text towers (xlm-roberta, mt5, nllb ...) would go to the network: none may be built.
+    def refuse(*args, **kwargs):
+        raise AssertionError("the text tower was built")
+
+    monkeypatch.setattr(open_clip.model, "_build_text_tower", refuse)
+    monkeypatch.setattr(open_clip.coca_model, "_build_text_tower", refuse)
+    [name_input] = [i for i in ChunkwiseScorerOpenClip.define_schema().inputs if i.id == "model_name"]
+    names = name_input.options
+    assert {"ViT-L-14", "ViT-bigG-14", "xlm-roberta-large-ViT-H-14", "ViT-SO400M-14-SigLIP"} <= set(names)
+    assert name_input.default in names
+    # One name per kind of tower (ViT, ResNet, CoCa, each timm family, Hugging Face text, QuickGELU) is built;
+    # the others share its code path (the encoder reads only embed_dim, vision_cfg and quick_gelu).
+    kinds = {}
+    for name in names:
+        cfg = open_clip.get_model_config(name)
+        assert cfg is not None, name
+        vision = cfg["vision_cfg"]
+        kind = vision.get("timm_model_name", "").split("_")[0] or (
+            "resnet" if isinstance(vision["layers"], list) else "vit"
+        )
+        key = (kind, bool(vision.get("attentional_pool")), "hf_model_name" in cfg["text_cfg"], "multimodal_cfg" in cfg)
+        kinds.setdefault(key + (bool(cfg.get("quick_gelu")), vision.get("timm_pool"), vision.get("timm_proj")), name)
+    built = sorted(set(kinds.values()) | {"ViT-bigG-14", "xlm-roberta-large-ViT-H-14"})
+    assert len(built) >= 15
+    for name in built:
+        with torch.device("meta"):
+            enc = OpenClipEncoder(name, device="meta")
+        assert enc.model_name == name and next(enc.model.parameters()).is_meta
+    # Without timm, the timm-based image towers (SigLIP, EVA, ConvNeXt ...) are not offered.
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "timm" else real_find_spec(n, *a))
+    without_timm = scorer_nodes._open_clip_names()
+    assert (
+        "ViT-L-14" in without_timm and "ViT-SO400M-14-SigLIP" not in without_timm and "EVA02-L-14" not in without_timm
+    )
 
 
 # ---------------------------------------------------------------- other verifiers and the composite

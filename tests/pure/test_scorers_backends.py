@@ -156,6 +156,203 @@ def test_open_clip_errors_name_the_fix(open_clip_config, open_clip_files, tmp_pa
         OpenClipEncoder(str(open_clip_config), other)
 
 
+# ---------------------------------------------------------------- open_clip: the checkpoint's own settings
+
+SQUASH_TAG = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "interpolation": "bilinear", "resize_mode": "squash"}
+OPENAI_TAG = {
+    "mean": (0.48145466, 0.4578275, 0.40821073),
+    "std": (0.26862954, 0.26130258, 0.27577711),
+    "interpolation": "bicubic",
+    "resize_mode": "shortest",
+    "quick_gelu": True,
+}
+
+
+@pytest.fixture
+def tagged(open_clip_config, open_clip_files, monkeypatch):
+    """Pretrained tags for the tiny config, as open_clip/pretrained.py declares them; ``file`` lets open_clip's
+    own create_model load the tiny checkpoint offline as the reference."""
+    full = str(open_clip_files[1])
+    tags = {"squashed": dict(SQUASH_TAG, file=full), "openai": dict(OPENAI_TAG, file=full)}
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, open_clip_config.stem, tags)
+    return tags
+
+
+def has_quick_gelu(module) -> bool:
+    return any(isinstance(m, open_clip.transformer.QuickGELU) for m in module.modules())
+
+
+def open_clip_reference(name: str, tag: str, frames: torch.Tensor, **kwargs):
+    """What open_clip itself does for ``name`` + ``tag``: its model, its transform on 8-bit PIL frames."""
+    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=tag, **kwargs)
+    pixels = torch.stack([preprocess(to_pil(f)) for f in frames])
+    with torch.no_grad():
+        return pixels, torch.nn.functional.normalize(model.eval().encode_image(pixels), dim=-1)
+
+
+@pytest.mark.parametrize("tag", ["squashed", "openai"])
+def test_open_clip_pretrained_tag_sets_preprocessing_and_quick_gelu(tag, tagged, open_clip_config, open_clip_files):
+    name = open_clip_config.stem
+    enc = OpenClipEncoder(str(open_clip_config), open_clip_files[1], pretrained_tag=tag)
+    want = {k: v for k, v in tagged[tag].items() if k in ("mean", "std", "interpolation", "resize_mode")}
+    assert {k: enc.preprocess_cfg[k] for k in want} == want and enc.preprocess_cfg["size"] == (32, 32)
+    assert enc.preprocess_source == f"pretrained tag {tag!r}"
+    # OpenAI weights were trained with QuickGELU: the tag switches it on (open_clip only warns).
+    assert has_quick_gelu(enc.model) == (tag == "openai") == enc.quick_gelu
+    frames = smooth_frames(3, 48, 64, seed=5)
+    pixels, reference = open_clip_reference(name, tag, frames, force_quick_gelu=tag == "openai")
+    ours = enc._preprocess(frames)
+    assert ours.shape == pixels.shape == (3, 3, 32, 32)
+    assert (ours - pixels).abs().mean() < 0.01 and (ours - pixels).abs().max() < 0.05
+    emb = enc.encode(frames)
+    assert torch.nn.functional.cosine_similarity(emb, reference).min() > 0.999
+    # Without the tag: OpenAI mean/std, shortest side + crop, GELU: other pixels, other embeddings.
+    plain = OpenClipEncoder(str(open_clip_config), open_clip_files[1])
+    assert not has_quick_gelu(plain.model)
+    assert not torch.allclose(plain.encode(frames), emb, atol=1e-4)
+
+
+def test_open_clip_squash_tag_sees_the_whole_non_square_frame(tagged, open_clip_config, open_clip_files):
+    # shortest (the default) crops a 32x48 frame to its centre 32x32; squash keeps the outer columns.
+    frames = smooth_frames(2, 32, 48, seed=1)
+    batch = torch.cat([frames, with_other_sides(frames, 8, seed=9)])
+    cropped = OpenClipEncoder(str(open_clip_config), open_clip_files[1], pretrained_tag="openai").encode(batch)
+    assert torch.allclose(cropped[:2], cropped[2:], atol=1e-4)
+    squashed = OpenClipEncoder(str(open_clip_config), open_clip_files[1], pretrained_tag="squashed").encode(batch)
+    assert (squashed[:2] - squashed[2:]).abs().max() > 1e-3
+
+
+def test_open_clip_unknown_tag_lists_the_models_tags(tagged, open_clip_config, open_clip_files, monkeypatch):
+    with pytest.raises(
+        ChunkwiseError, match=r"has no pretrained tag 'laion9'; set pretrained_tag to one of \['squashed', 'openai'\]"
+    ):
+        OpenClipEncoder(str(open_clip_config), open_clip_files[1], pretrained_tag="laion9")
+    monkeypatch.delitem(open_clip.pretrained._PRETRAINED, open_clip_config.stem)
+    with pytest.raises(
+        ChunkwiseError, match=r"set pretrained_tag to empty .*open_clip_config.json next to the weights"
+    ):
+        OpenClipEncoder(str(open_clip_config), open_clip_files[1], pretrained_tag="openai")
+
+
+def test_open_clip_config_json_next_to_the_weights_sets_preprocessing(
+    open_clip_config, open_clip_files, tmp_path, caplog, monkeypatch
+):
+    import shutil
+
+    weights = tmp_path / "open_clip_model.safetensors"
+    shutil.copy(open_clip_files[1], weights)
+    # A Hugging Face open_clip repository's open_clip_config.json (model_cfg + preprocess_cfg).
+    hf_config = {"model_cfg": dict(TINY_OPEN_CLIP, quick_gelu=True), "preprocess_cfg": dict(SQUASH_TAG)}
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(hf_config))
+    with caplog.at_level(logging.WARNING, logger="chunkwise"):
+        enc = OpenClipEncoder(str(open_clip_config), weights)
+    assert "pretrained_tag" not in caplog.text
+    assert enc.preprocess_source == str(tmp_path / "open_clip_config.json")
+    assert (enc.preprocess_cfg["resize_mode"], enc.preprocess_cfg["mean"]) == ("squash", [0.5, 0.5, 0.5])
+    assert enc.quick_gelu and has_quick_gelu(enc.model)
+    # An explicit tag wins over the file.
+    monkeypatch.setitem(
+        open_clip.pretrained._PRETRAINED, open_clip_config.stem, {"oa": dict(OPENAI_TAG, quick_gelu=False)}
+    )
+    tagged = OpenClipEncoder(str(open_clip_config), weights, pretrained_tag="oa")
+    assert tagged.preprocess_cfg["resize_mode"] == "shortest" and not has_quick_gelu(tagged.model)
+    # A config for another image tower (another folder's checkpoint) is ignored, with a warning.
+    other = dict(TINY_OPEN_CLIP, vision_cfg=dict(TINY_OPEN_CLIP["vision_cfg"], width=64))
+    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": other, "preprocess_cfg": SQUASH_TAG}))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="chunkwise"):
+        enc = OpenClipEncoder(str(open_clip_config), weights)
+    assert "describes another image tower" in caplog.text and "pretrained_tag" in caplog.text
+    assert enc.preprocess_cfg["resize_mode"] == "shortest" and not enc.quick_gelu
+
+
+def test_open_clip_without_tag_or_config_uses_agreeing_tags_or_warns(
+    open_clip_config, open_clip_files, monkeypatch, caplog
+):
+    name = open_clip_config.stem
+    with caplog.at_level(logging.WARNING, logger="chunkwise"):
+        enc = OpenClipEncoder(str(open_clip_config), open_clip_files[1])
+    assert enc.preprocess_source == "defaults" and enc.preprocess_cfg["resize_mode"] == "shortest"
+    assert "no pretrained_tag and no open_clip_config.json next to tiny_open_clip.safetensors" in caplog.text
+    # All of the model's tags agree (e.g. every SigLIP tag squashes): their settings need no tag.
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, name, {"a": dict(SQUASH_TAG), "b": dict(SQUASH_TAG)})
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="chunkwise"):
+        enc = OpenClipEncoder(str(open_clip_config), open_clip_files[1])
+    assert enc.preprocess_cfg["resize_mode"] == "squash" and not caplog.text
+    # Tags that disagree (ViT-L-14: openai, laion2b ...): defaults, and the warning lists the tags.
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, name, {"sq": dict(SQUASH_TAG), "oa": dict(OPENAI_TAG)})
+    with caplog.at_level(logging.WARNING, logger="chunkwise"):
+        enc = OpenClipEncoder(str(open_clip_config), open_clip_files[1])
+    assert (
+        enc.preprocess_source == "defaults"
+        and "set pretrained_tag to the checkpoint's tag (one of ['sq', 'oa'])" in caplog.text
+    )
+
+
+def no_text_towers(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the text tower was built")
+
+    monkeypatch.setattr(open_clip.model, "_build_text_tower", refuse)
+    monkeypatch.setattr(open_clip.coca_model, "_build_text_tower", refuse)
+
+
+def test_open_clip_builds_only_the_image_tower(open_clip_config, open_clip_files, monkeypatch, tmp_path):
+    from safetensors.torch import save_file
+
+    no_text_towers(monkeypatch)
+    model, full, visual_only = open_clip_files
+    for weights in (full, visual_only):
+        enc = OpenClipEncoder(str(open_clip_config), weights)
+        assert sum(p.numel() for p in enc.model.parameters()) == sum(p.numel() for p in model.visual.parameters())
+    # A Hugging Face text tower (xlm-roberta, mt5, nllb ...) is never built, so nothing is fetched.
+    config = dict(
+        TINY_OPEN_CLIP, text_cfg={"hf_model_name": "xlm-roberta-base", "hf_tokenizer_name": "xlm-roberta-base"}
+    )
+    path = tmp_path / "chunkwise-test-tiny-xlmr.json"
+    path.write_text(json.dumps(config))
+    torch.manual_seed(2)
+    tower = open_clip.model._build_vision_tower(16, TINY_OPEN_CLIP["vision_cfg"])
+    sd = {"visual." + k: v.contiguous() for k, v in tower.state_dict().items()}
+    sd["text.proj.0.weight"] = torch.zeros(8, 8)  # the text tower's tensors are left on disk
+    save_file(sd, str(tmp_path / "xlmr.safetensors"))
+    enc = OpenClipEncoder(str(path), tmp_path / "xlmr.safetensors")
+    frames = smooth_frames(2, 32, 32)
+    with torch.no_grad():
+        reference = torch.nn.functional.normalize(tower.eval()(enc._preprocess(frames)), dim=-1)
+    assert torch.allclose(enc.encode(frames), reference, atol=1e-5)
+
+
+def test_open_clip_coca_tower_gives_its_pooled_embedding(tmp_path):
+    config = {
+        "embed_dim": 16,
+        "vision_cfg": dict(
+            TINY_OPEN_CLIP["vision_cfg"], attentional_pool=True, attn_pooler_heads=2, output_tokens=True
+        ),
+        "text_cfg": dict(TINY_OPEN_CLIP["text_cfg"], embed_cls=True, output_tokens=True),
+        "multimodal_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 2, "layers": 1},
+        "custom_text": True,
+    }
+    path = tmp_path / "chunkwise-test-tiny-coca.json"
+    path.write_text(json.dumps(config))
+    open_clip.add_model_config(str(path))
+    torch.manual_seed(4)
+    coca = open_clip.create_model(path.stem, pretrained=None).eval()
+    torch.save(coca.state_dict(), tmp_path / "coca.pt")
+    enc = OpenClipEncoder(str(path), tmp_path / "coca.pt")
+    frames = smooth_frames(3, 32, 32, seed=2)
+    with torch.no_grad():
+        reference = coca.encode_image(enc._preprocess(frames), normalize=True)
+    emb = enc.encode(frames)
+    assert emb.shape == (3, 16) and torch.allclose(emb, reference, atol=1e-5)
+
+
+def test_open_clip_refuses_the_hub(open_clip_files):
+    with pytest.raises(ChunkwiseError, match="fetched from the Hugging Face Hub, which this scorer never does"):
+        OpenClipEncoder("hf-hub:timm/ViT-B-16-SigLIP", open_clip_files[1])
+
+
 class NotATensor:
     """A class a pickle would have to import and build: weights_only refuses it."""
 
