@@ -30,14 +30,26 @@ FAMILY_CFG = {"svd": 3.0, "cogvideox": 6.0, "wan": 5.0}
 
 
 def diffusers_folders() -> list[str]:
-    """Folders under ComfyUI's ``models/diffusers`` paths whose model_index.json names a supported pipeline."""
+    """Folders under ComfyUI's ``models/diffusers`` paths whose model_index.json names a supported pipeline.
+
+    Symbolic links are followed (models often live elsewhere), each real folder once: a link back to a folder
+    above it would otherwise be walked again and again while ComfyUI builds the node list. A pipeline folder's
+    own subfolders (unet, vae ...) are not searched.
+    """
     found: list[str] = []
+    seen: set[str] = set()
     for base in folder_paths.get_folder_paths("diffusers"):
         if not os.path.isdir(base):
             continue
-        for root, _dirs, files in os.walk(base, followlinks=True):
+        for root, dirs, files in os.walk(base, followlinks=True):
+            real = os.path.realpath(root)
+            if real in seen:
+                dirs[:] = []
+                continue
+            seen.add(real)
             if "model_index.json" not in files:
                 continue
+            dirs[:] = []
             try:
                 with open(os.path.join(root, "model_index.json"), encoding="utf-8") as f:
                     name = json.load(f).get("_class_name")

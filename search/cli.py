@@ -350,7 +350,7 @@ def report_path(out: Path, given: Optional[str]) -> Path:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .hosts import PIPELINE_FAMILIES, load_denoiser, pipeline_class_name
+    from .hosts import PIPELINE_FAMILIES, check_device, load_denoiser, pipeline_class_name
 
     # 1. Check every setting and file before loading the model.
     settings = LoopSettings(
@@ -366,6 +366,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     family = PIPELINE_FAMILIES[pipeline_class_name(args.model)]
     options = family_options(family, args)
+    check_device(args.device)  # a --device this machine lacks fails here, not after loading the weights
 
     # 2. The model, then the scorer (only when searching).
     progress = Progress(quiet=args.quiet)

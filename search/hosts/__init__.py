@@ -124,6 +124,61 @@ def default_device():
     return torch.device("cpu")
 
 
+def available_devices() -> list[str]:
+    """The torch devices this machine can run on: ``cpu``, then each CUDA device, ``mps`` and ``xpu`` if present."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        found += [f"xpu:{i}" for i in range(xpu.device_count())]
+    return found
+
+
+def check_device(device: Any):
+    """``device`` as a ``torch.device`` if this machine has it, else an error naming what it has.
+
+    ``None`` stays ``None`` (the caller picks the default). CUDA, XPU and MPS
+    are checked before any weights load, so a wrong ``--device`` fails at once
+    with what is available instead of a driver traceback after loading.
+    """
+    import torch
+
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ChunkwiseError(
+            f"device {str(device)!r} is not a torch device name ({exc}); use one of "
+            f"{', '.join(available_devices())}"
+        ) from exc
+    available = available_devices()
+    if dev.type == "cpu":
+        return dev
+    if dev.type in ("cuda", "xpu"):
+        backend = torch.cuda if dev.type == "cuda" else getattr(torch, "xpu", None)
+        count = backend.device_count() if backend is not None and backend.is_available() else 0
+        if count and (dev.index is None or dev.index < count):
+            return dev
+        what = (f"this machine has {count} {dev.type.upper()} device(s)" if count
+                else f"{dev.type.upper()} is not available to this torch build (no device or no driver)")
+    elif dev.type == "mps":
+        if "mps" in available:
+            return dev
+        what = "MPS (Apple GPU) is not available here"
+    else:  # other backends (DirectML's privateuseone, ...) cannot be probed here: torch reports on first use
+        return dev
+    raise ChunkwiseError(
+        f"device {str(device)!r} was asked for, but {what}; available: {', '.join(available)}. "
+        "Pass one of those (or leave the device out to use the first accelerator)"
+    )
+
+
 def _dtype_keyword() -> str:
     """``dtype`` for diffusers releases that renamed ``torch_dtype`` (and warn on it), else ``torch_dtype``."""
     try:
@@ -180,10 +235,9 @@ def load_denoiser(
     """
     class_name = pipeline_class_name(model_dir)
     diffusers = require_diffusers()
-    import torch
 
     family = PIPELINE_FAMILIES[class_name]
-    device = torch.device(device) if device is not None else default_device()
+    device = check_device(device) or default_device()
     torch_dtype = resolve_dtype(dtype, family, device)
     cls = getattr(diffusers, class_name)
     log.info("chunkwise: loading %s from %s (%s on %s)", class_name, model_dir, torch_dtype, device)
@@ -196,6 +250,14 @@ def load_denoiser(
         raise ChunkwiseError(
             f"loading {class_name} from {str(model_dir)!r} needs a package that is not installed ({exc}); "
             "install it, e.g. pip install transformers accelerate sentencepiece"
+        ) from exc
+    except (OSError, ValueError) as exc:
+        # Missing or unreadable component files (scheduler_config.json, truncated weights, broken config JSON).
+        raise ChunkwiseError(
+            f"incomplete or damaged diffusers folder {str(model_dir)!r} ({class_name}): "
+            f"{str(exc).strip().rstrip('.')}; expected the files a "
+            "pipeline's save_pretrained writes (model_index.json and one folder per component with its config and "
+            "weights); download or save the folder again"
         ) from exc
     if offload:
         pipe.enable_model_cpu_offload(device=device)
@@ -213,6 +275,8 @@ __all__ = [
     "DiffusersDenoiser",
     "PIPELINE_FAMILIES",
     "ResumeState",
+    "available_devices",
+    "check_device",
     "default_device",
     "from_pipeline",
     "load_denoiser",

@@ -11,12 +11,23 @@ every one of them:
   EulerAncestral): a CPU generator seeded with the run's seed (the candidate's
   seed from the engine, else the denoiser's ``seed``) that first repeats the
   draws the conditioning made (SVD's noise augmentation, CogVideoX's VAE
-  sample), exactly as the stock pipeline's ``generator`` does; its state at the
-  stop step travels in ``SampleResult.state``, so a resumed run continues the
-  very same trajectory. A run with seed ``s`` on conditioning made with seed
-  ``s`` therefore equals the stock call with ``generator=manual_seed(s)``;
-- the x0 prediction at every step (``pred_original_sample``, or computed from
-  the model output for flow-matching schedulers).
+  sample), as the stock pipeline's ``generator`` does; its state at the stop
+  step travels in ``SampleResult.state``, so a resumed run continues the very
+  same trajectory. A run with seed ``s`` on conditioning made with seed ``s``
+  equals the stock call with ``generator=manual_seed(s)`` for deterministic
+  schedulers (Euler, DDIM, DPM-Solver++, UniPC, FlowMatchEuler) and for
+  CogVideoX, whose stock loop hands its generator to ``scheduler.step``. The
+  stock SVD and Wan loops do not: an ancestral scheduler there draws its step
+  noise from torch's global generator, so that stock call is not reproducible
+  from ``generator`` at all; the host's run equals it only when the global
+  generator is first set to the state of the run's generator past the
+  conditioning's draws (what the tests do);
+- the x0 prediction at every step: the ``pred_original_sample`` (LCM:
+  ``denoised``) of schedulers whose step output has one, the solver's own data
+  prediction (``convert_model_output``) for DPM-Solver, UniPC, DEIS and
+  SA-Solver, ``x - sigma * v`` for flow matching, and ``alphas_cumprod`` for the
+  other variance-preserving schedulers (TCD ...); never another second
+  output (TCD's ``pred_noised_sample`` is not x0).
 """
 
 from __future__ import annotations
@@ -114,6 +125,81 @@ def is_flow_scheduler(scheduler) -> bool:
     )
 
 
+X0_OUTPUT_FIELDS = ("pred_original_sample", "denoised")
+"""Fields of a scheduler's step output that hold the x0 prediction (``denoised``: LCM). Other second outputs
+are not x0 (TCD's ``pred_noised_sample`` is the prediction re-noised to the next step), so none is read by
+position."""
+
+_X0_ALGORITHMS = frozenset({"dpmsolver++", "sde-dpmsolver++", "data_prediction"})
+_EPSILON_ALGORITHMS = frozenset({"dpmsolver", "sde-dpmsolver", "deis", "noise_prediction"})
+
+
+def _step_x0(out) -> Optional[torch.Tensor]:
+    for name in X0_OUTPUT_FIELDS:
+        value = getattr(out, name, None)
+        if isinstance(value, torch.Tensor):
+            return value
+    return None
+
+
+def _solver_x0(scheduler, model_output, t, latents) -> Optional[torch.Tensor]:
+    """The data prediction of a multistep solver (DPM-Solver, UniPC, DEIS, SA-Solver) from ``convert_model_output``.
+
+    Those solvers convert the model output (epsilon, v, sample or flow) to the quantity they integrate: x0 itself
+    (DPM-Solver++, UniPC with ``predict_x0``, SA-Solver data prediction), or epsilon, turned into x0 here with the
+    solver's own alpha and sigma of the step. None for any other scheduler.
+    """
+    convert = getattr(scheduler, "convert_model_output", None)
+    if convert is None or not hasattr(scheduler, "_init_step_index"):
+        return None
+    predict_x0 = getattr(scheduler, "predict_x0", None)
+    algorithm = getattr(scheduler.config, "algorithm_type", None)
+    if predict_x0 is not None:
+        gives_x0 = bool(predict_x0)
+    elif algorithm in _X0_ALGORITHMS:
+        gives_x0 = True
+    elif algorithm in _EPSILON_ALGORITHMS:
+        gives_x0 = False
+    else:
+        return None
+    if getattr(scheduler, "step_index", None) is None:  # what the step itself does first
+        scheduler._init_step_index(t)
+    converted = convert(model_output, sample=latents)
+    if gives_x0:
+        return converted.to(latents.dtype)
+    if not hasattr(scheduler, "_sigma_to_alpha_sigma_t"):
+        return None
+    alpha_t, sigma_t = scheduler._sigma_to_alpha_sigma_t(scheduler.sigmas[scheduler.step_index])
+    alpha_t, sigma_t = alpha_t.to(latents.device), sigma_t.to(latents.device)
+    return ((latents.float() - sigma_t * converted.float()) / alpha_t).to(latents.dtype)
+
+
+def _vp_x0(scheduler, t, model_output, latents) -> Optional[torch.Tensor]:
+    """x0 from ``alphas_cumprod`` for variance-preserving schedulers on integer timesteps (TCD ...).
+
+    Only where the latent is the plain ``sqrt(a) x0 + sqrt(1 - a) noise`` (``init_noise_sigma`` 1) and the
+    prediction type is one of epsilon, v_prediction or sample; None otherwise.
+    """
+    alphas = getattr(scheduler, "alphas_cumprod", None)
+    prediction = getattr(scheduler.config, "prediction_type", None)
+    if alphas is None or prediction not in ("epsilon", "v_prediction", "sample"):
+        return None
+    if float(getattr(scheduler, "init_noise_sigma", 1.0)) != 1.0:
+        return None
+    step = float(t)
+    if step != int(step) or not 0 <= int(step) < len(alphas):
+        return None
+    a = alphas[int(step)].to(latents.device, torch.float32)
+    x, out = latents.float(), model_output.float()
+    if prediction == "epsilon":
+        x0 = (x - (1 - a).sqrt() * out) / a.sqrt()
+    elif prediction == "v_prediction":
+        x0 = a.sqrt() * x - (1 - a).sqrt() * out
+    else:
+        x0 = out
+    return x0.to(latents.dtype)
+
+
 class DiffusersDenoiser:
     """Base of the diffusers denoisers (the search/ ``I2VDenoiser`` protocol).
 
@@ -186,14 +272,26 @@ class DiffusersDenoiser:
         scheduler.set_timesteps(steps, device=self.device)
 
     @staticmethod
-    def _resize(guide: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        """Guide ``[1, H, W, 3]`` -> ``[1, 3, height, width]`` in 0..1 (antialiased when it shrinks)."""
-        image = guide.permute(0, 3, 1, 2).float()
-        if tuple(image.shape[-2:]) != (height, width):
-            image = torch.nn.functional.interpolate(
-                image, size=(height, width), mode="bicubic", align_corners=False, antialias=True
-            ).clamp(0, 1)
-        return image
+    def _guide_image(guide: torch.Tensor) -> torch.Tensor:
+        """Guide ``[1, H, W, 3]`` -> ``[1, 3, H, W]`` float in 0..1 at its own size.
+
+        The stock pipelines give their image encoders (SVD's and Wan 2.1's CLIP) the image as it came, not the
+        one resized for the VAE; the encoder's own preprocessing sizes it.
+        """
+        return guide.permute(0, 3, 1, 2).float()
+
+    def _vae_pixels(self, guide: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Guide -> ``[1, 3, height, width]`` in -1..1 (float32), as the stock call's
+        ``pipe.video_processor.preprocess(image, height=height, width=width)`` makes it from a PIL image.
+
+        A guide of that size is used as it is (for an 8-bit guide exactly what the PIL image gives). Another size
+        is resized the way the stock call resizes its PIL image: as 8-bit RGB with the processor's filter
+        (Lanczos), stretched to ``width x height`` without keeping the aspect ratio.
+        """
+        image = self._guide_image(guide)
+        if tuple(image.shape[-2:]) == (height, width):
+            return image * 2.0 - 1.0
+        return self.pipe.video_processor.preprocess(self._to_uint8_pil(image), height=height, width=width).float()
 
     @staticmethod
     def _to_uint8_pil(image: torch.Tensor):
@@ -379,22 +477,30 @@ class DiffusersDenoiser:
         return out
 
     def _scheduler_step(self, scheduler, model_output, t, latents, generator, **extra):
+        """One scheduler step: ``(prev_sample, x0)``, x0 None where neither the step nor the solver gives it."""
         kwargs = dict(extra)
         if _accepts(scheduler.step, "generator"):
             kwargs["generator"] = generator
-        out = scheduler.step(model_output, t, latents, return_dict=False, **kwargs)
-        prev = out[0]
-        x0 = out[1] if len(out) > 1 else None
-        return prev, x0
+        # The solver's data prediction reads the sigma of the step about to run, so it is taken before the step.
+        solver_x0 = _solver_x0(scheduler, model_output, t, latents)
+        out = scheduler.step(model_output, t, latents, return_dict=True, **kwargs)
+        prev = out.prev_sample if hasattr(out, "prev_sample") else out[0]
+        x0 = _step_x0(out)
+        return prev, (x0 if x0 is not None else solver_x0)
 
     def _x0_fallback(self, scheduler, index: int, model_output, latents) -> torch.Tensor:
+        """x0 for a scheduler whose step gives none: flow matching, then variance-preserving noise schedules."""
         if is_flow_scheduler(scheduler):
             sigma = scheduler.sigmas[index].to(latents.device, torch.float32)
             return (latents.float() - sigma * model_output.float()).to(latents.dtype)
+        x0 = _vp_x0(scheduler, scheduler.timesteps[index], model_output, latents)
+        if x0 is not None:
+            return x0
         if not self._x0_warned:
             log.warning(
                 "chunkwise: scheduler %s gives no x0 prediction; truncated previews show the noisy latent. "
-                "Use short previews or a scheduler with pred_original_sample (Euler, DDIM, DPM).",
+                "Use short previews or a scheduler with one (Euler, EulerAncestral, DDIM, DPMSolverMultistep, "
+                "UniPC, FlowMatchEuler).",
                 type(scheduler).__name__,
             )
             self._x0_warned = True

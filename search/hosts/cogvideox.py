@@ -58,10 +58,15 @@ class CogVideoXDenoiser(DiffusersDenoiser):
                           negative_prompt_embeds=negative_prompt_embeds)
         self._text_cache = None
         self._check_size(self.height, self.width, s * cfg.patch_size)
-        if self.num_frames < 1:
-            raise ChunkwiseError(f"cogvideox: num_frames must be at least 1, got {self.num_frames}; CogVideoX uses 49")
-        # CogVideoX 1.5 pads the latent frames to a multiple of patch_size_t; the padding is dropped at decode.
+        # The VAE packs tc frames after the first into one latent frame: other counts would silently lose frames.
         tc = pipe.vae_scale_factor_temporal
+        if self.num_frames < 1 or (self.num_frames - 1) % tc:
+            fixed = max(1, (self.num_frames - 1) // tc * tc + 1)
+            raise ChunkwiseError(
+                f"cogvideox: num_frames - 1 must be a multiple of {tc}, got num_frames={self.num_frames}; use {fixed} "
+                f"or {fixed + tc} (CogVideoX was trained on 49, CogVideoX 1.5 on 81)"
+            )
+        # CogVideoX 1.5 pads the latent frames to a multiple of patch_size_t; the padding is dropped at decode.
         latent_frames = (self.num_frames - 1) // tc + 1
         p_t = cfg.patch_size_t
         self.additional_frames = 0
@@ -92,8 +97,9 @@ class CogVideoXDenoiser(DiffusersDenoiser):
         dtype = prompt_embeds.dtype
         embeds = torch.cat([negative_embeds, prompt_embeds]) if self.do_cfg else prompt_embeds
 
-        # 2. VAE latent of the guide, sampled with the generator (the stock call's first draw).
-        image = (self._resize(guide, self.height, self.width) * 2.0 - 1.0).to(device, dtype=dtype)
+        # 2. VAE latent of the guide (resized like the stock call's video_processor), sampled with the generator
+        #    (the stock call's first draw).
+        image = self._vae_pixels(guide, self.height, self.width).to(device, dtype=dtype)
         latent_frames = (self._padded_frames - 1) // pipe.vae_scale_factor_temporal + 1
         s = pipe.vae_scale_factor_spatial
         channels = cfg.in_channels // 2

@@ -1,9 +1,14 @@
 """Stable Video Diffusion (diffusers ``StableVideoDiffusionPipeline``) as a search denoiser.
 
-Mirrors ``StableVideoDiffusionPipeline.__call__`` step for step, so one chunk
-equals the stock call with ``latents=noise`` and
-``generator=torch.Generator().manual_seed(seed)`` (the generator first draws
-the noise augmentation of the guide, as in the stock call).
+Mirrors ``StableVideoDiffusionPipeline.__call__`` step for step, for a guide of
+any size: CLIP sees the guide as it came, the VAE the guide resized like the
+stock call's ``video_processor``. With a deterministic scheduler (Euler, the
+default) one chunk equals the stock call with ``latents=noise`` and
+``generator=torch.Generator().manual_seed(seed)`` (the generator draws the
+noise augmentation of the guide). With an ancestral scheduler it does not: the
+stock loop passes no generator to ``scheduler.step``, so its step noise comes
+from torch's global generator, while the host draws it from the run's seeded
+generator (reproducible and resumable).
 """
 
 from __future__ import annotations
@@ -55,13 +60,14 @@ class SVDDenoiser(DiffusersDenoiser):
     def condition(self, guide: torch.Tensor) -> DiffusersCond:
         pipe, device = self.pipe, self.device
         generator = self._condition_generator()
-        image = self._resize(guide, self.height, self.width)  # [1, 3, H, W] in 0..1
 
-        # 1. CLIP image embedding (the stock PIL path: antialiased resize to the encoder's input size).
+        # 1. CLIP image embedding of the guide as it came (the stock PIL path: antialiased resize to the
+        #    encoder's 224 x 224, whatever the output size).
         from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
             _resize_with_antialiasing,
         )
 
+        image = self._guide_image(guide)  # [1, 3, H, W] in 0..1, the guide's own size
         size = pipe.image_encoder.config.image_size
         clip_in = (_resize_with_antialiasing(image * 2.0 - 1.0, (size, size)) + 1.0) / 2.0
         clip_in = pipe.feature_extractor(
@@ -73,8 +79,9 @@ class SVDDenoiser(DiffusersDenoiser):
         if self.do_cfg:
             embeds = torch.cat([torch.zeros_like(embeds), embeds])
 
-        # 2. VAE latent of the noise-augmented guide (the generator's first draw, as in the stock call).
-        vae_in = (image * 2.0 - 1.0).to(device)
+        # 2. VAE latent of the guide resized to width x height like the stock call's video_processor, noise-augmented
+        #    with the generator's first draw.
+        vae_in = self._vae_pixels(guide, self.height, self.width).to(device)
         draws: list = []
         aug = self._draw(generator, draws, vae_in.shape, vae_in.dtype).to(device)
         vae_in = vae_in + self.noise_aug_strength * aug

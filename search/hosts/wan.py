@@ -1,9 +1,11 @@
 """Wan image-to-video (diffusers ``WanImageToVideoPipeline``) as a search denoiser.
 
 Mirrors ``WanImageToVideoPipeline.__call__`` (Wan 2.1 I2V with CLIP image
-embeddings, and Wan 2.2 I2V with two experts split at ``boundary_ratio``): one
-chunk equals the stock call with ``latents=noise``. Flow-matching schedulers
-give no x0 prediction, so it is computed from the velocity: x0 = x - sigma * v.
+embeddings, and Wan 2.2 I2V with two experts split at ``boundary_ratio``) for a
+guide of any size (CLIP sees the guide as it came, the VAE the guide resized
+like the stock call's ``video_processor``): one chunk equals the stock call
+with ``latents=noise``. Flow-matching schedulers give no x0 prediction, so it
+is computed from the velocity: x0 = x - sigma * v.
 """
 
 from __future__ import annotations
@@ -85,7 +87,6 @@ class WanDenoiser(DiffusersDenoiser):
 
         # 1. Text embeddings (once per run) and CLIP image hidden states (Wan 2.1 only).
         prompt_embeds, negative_embeds = self._embeddings()
-        image = self._resize(guide, self.height, self.width)  # [1, 3, H, W] in 0..1
         image_embeds = None
         if pipe.transformer is not None and pipe.transformer.config.image_dim is not None:
             if pipe.image_encoder is None or pipe.image_processor is None:
@@ -93,13 +94,14 @@ class WanDenoiser(DiffusersDenoiser):
                     "wan: this transformer takes CLIP image embeddings (image_dim set) but the pipeline has no "
                     "image_encoder/image_processor; use a complete Wan 2.1 I2V folder"
                 )
-            image_embeds = pipe.encode_image(self._to_uint8_pil(image), device).to(dtype)
+            # The guide as it came: the CLIP processor resizes and crops it itself, as in the stock call.
+            image_embeds = pipe.encode_image(self._to_uint8_pil(self._guide_image(guide)), device).to(dtype)
 
         # 2. VAE latent of the guide followed by empty frames, normalised, with the first-frame mask.
         vae = pipe.vae
         s, tc = pipe.vae_scale_factor_spatial, pipe.vae_scale_factor_temporal
         lat_f, lat_h, lat_w = (self.num_frames - 1) // tc + 1, self.height // s, self.width // s
-        pixels = (image * 2.0 - 1.0).to(device, torch.float32).unsqueeze(2)
+        pixels = self._vae_pixels(guide, self.height, self.width).to(device, torch.float32).unsqueeze(2)
         video = torch.cat([pixels, pixels.new_zeros(1, 3, self.num_frames - 1, self.height, self.width)], dim=2)
         latent = vae.encode(video.to(dtype=vae.dtype)).latent_dist.mode()
         z = vae.config.z_dim

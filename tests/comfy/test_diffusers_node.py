@@ -50,6 +50,22 @@ def test_the_node_lists_supported_pipeline_folders_of_models_diffusers(registere
     assert all(getattr(i, "tooltip", None) for i in schema.inputs) and schema.description
 
 
+def test_a_symlink_cycle_under_models_diffusers_is_walked_once(tmp_path, monkeypatch):
+    # The folder list is built while ComfyUI builds the node schema: a link back up must not loop.
+    import os
+
+    root = tmp_path / "cyclic"
+    model = root / "video" / "svd"
+    model.mkdir(parents=True)
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "StableVideoDiffusionPipeline"}))
+    os.symlink(root / "video", root / "video" / "loop", target_is_directory=True)
+    saved = {k: (list(v[0]), set(v[1])) for k, v in folder_paths.folder_names_and_paths.items()}
+    monkeypatch.setattr(folder_paths, "folder_names_and_paths", saved)
+    monkeypatch.setattr(folder_paths, "filename_list_cache", {})
+    folder_paths.add_model_folder_path("diffusers", str(root))
+    assert [f for f in diffusers_folders() if f.startswith("video/")] == ["video/svd"]
+
+
 def test_loaded_model_drives_chunk_loop(registered):
     i2v = ChunkwiseDiffusersI2V.execute(folder="video/tiny-svd", steps=2, cfg=0.0, dtype="auto", width=SIZE,
                                         height=SIZE, frames=0, cpu_offload=False)[0]

@@ -144,6 +144,57 @@ def test_clear_errors_for_model_image_output_and_options(files, tmp_path, capsys
     assert not (tmp_path / "v.mp4").exists()
 
 
+def _quick_run(files, tmp_path) -> list:
+    return ["--image", str(files / "first.png"), "--out", str(tmp_path / "v.mp4"), "--width", str(SIZE), "--height",
+            str(SIZE), "--chunks", "1", "--no-search", "--steps", "1", "-q"]
+
+
+def test_an_incomplete_model_folder_is_a_clean_error(files, tmp_path, capsys):
+    import shutil
+
+    args = _quick_run(files, tmp_path)
+    # A component file missing (OSError from from_pretrained) names the folder, the cause and what is expected.
+    broken = tmp_path / "no-scheduler"
+    shutil.copytree(files / "svd", broken)
+    (broken / "scheduler" / "scheduler_config.json").unlink()
+    err = _error(capsys, main(["generate", "--model", str(broken), "--device", "cpu", *args]))
+    assert "incomplete or damaged diffusers folder" in err and "no-scheduler" in err
+    assert "scheduler_config.json" in err and "save_pretrained" in err and "Traceback" not in err
+    # Damaged weights too.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(files / "svd", damaged)
+    weights = next((damaged / "unet").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:1000])
+    err = _error(capsys, main(["generate", "--model", str(damaged), "--device", "cpu", *args]))
+    assert "incomplete or damaged diffusers folder" in err and "damaged" in err
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_a_device_this_machine_lacks_is_refused_before_loading(files, tmp_path, monkeypatch, capsys):
+    import torch
+    from chunkwise.search import hosts
+
+    def no_loading(*_a, **_k):
+        raise AssertionError("the weights were loaded before the device was checked")
+
+    monkeypatch.setattr(hosts, "load_denoiser", no_loading)
+    args = _quick_run(files, tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    err = _error(capsys, main(["generate", "--model", str(files / "svd"), "--device", "cuda", *args]))
+    assert "device 'cuda'" in err and "CUDA is not available" in err and "available: cpu" in err
+    err = _error(capsys, main(["generate", "--model", str(files / "svd"), "--device", "gpu0", *args]))
+    assert "'gpu0' is not a torch device name" in err and "cpu" in err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    err = _error(capsys, main(["generate", "--model", str(files / "svd"), "--device", "cuda:1", *args]))
+    assert "device 'cuda:1'" in err and "has 1 CUDA device" in err and "cuda:0" in err
+    # No device asked for stays the default; backends that cannot be probed (DirectML) are left to torch.
+    assert hosts.check_device(None) is None and hosts.check_device("cpu") == torch.device("cpu")
+    assert hosts.check_device("privateuseone:0") == torch.device("privateuseone:0")
+    assert not (tmp_path / "v.mp4").exists()
+
+
 def test_missing_diffusers_says_what_to_install(files, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "diffusers", None)
     err = _error(capsys, generate(files, tmp_path / "v.mp4", "--chunks", "1"))

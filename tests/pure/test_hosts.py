@@ -120,6 +120,22 @@ def test_one_chunk_matches_the_stock_pipeline_call(family, scheduler):
     torch.testing.assert_close(frames, want_frames, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("family,scheduler", [("svd", "euler"), ("cogvideox", "dpm"), ("wan", "default"),
+                                              ("wan", "wan22")])
+def test_a_guide_of_another_size_is_conditioned_like_the_stock_call(family, scheduler):
+    # Neither the model's size nor its aspect ratio: the image encoder sees the guide as it came, the VAE the guide
+    # resized by the pipeline's video_processor, as in the stock call given that image.
+    pipe = pipeline(family, scheduler)
+    guide, pil = tiny.guide_image(SIZE[family] + 4, SIZE[family] + 12, seed=3)
+    den = denoiser(family, pipe, seed=11)
+    cond = den.condition(guide)
+    assert cond.height == cond.width == SIZE[family]
+    noise = noise_for(cond)
+    result = den.sample(cond, noise, steps=2, seed=11)
+    want = stock_call(family, pipe, pil, noise, 11, 2, "latent", cond)
+    torch.testing.assert_close(result.latent, want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("family,scheduler", [("svd", "ancestral"), ("cogvideox", "dpm")])
 def test_the_run_seed_drives_the_step_noise_of_stochastic_schedulers(family, scheduler):
     pipe = pipeline(family, scheduler)
@@ -177,6 +193,54 @@ def test_x0_of_the_last_euler_step_is_the_result(family):
     assert len(x0s) == 3
     torch.testing.assert_close(x0s[-1].to(result.latent.dtype), result.latent, rtol=1e-4, atol=1e-4)
     assert not torch.allclose(x0s[0], result.latent, atol=1e-3)
+
+
+def perfect_unet(pipe, target: torch.Tensor, prediction: str):
+    """A UNet forward that denoises perfectly on a variance-preserving schedule with integer timesteps: from any
+    noisy latent x at timestep t its output (epsilon or v) means the clean latent ``target``."""
+    alphas = pipe.scheduler.alphas_cumprod
+    channels = target.shape[2]
+
+    def forward(sample, timestep, *_args, **_kwargs):
+        a = alphas[int(timestep)]
+        eps = (sample[:, :, :channels].float() - a.sqrt() * target) / (1 - a).sqrt()
+        return (eps if prediction == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * target,)
+
+    return forward
+
+
+def _schedulers_without_x0_output():
+    from diffusers import DPMSolverMultistepScheduler, TCDScheduler, UniPCMultistepScheduler
+
+    return {
+        "dpmsolver++": (DPMSolverMultistepScheduler, dict(prediction_type="v_prediction")),
+        "dpmsolver-epsilon": (DPMSolverMultistepScheduler, dict(prediction_type="epsilon")),
+        "unipc": (UniPCMultistepScheduler, dict(prediction_type="v_prediction")),
+        "unipc-epsilon": (UniPCMultistepScheduler, dict(prediction_type="epsilon", predict_x0=False,
+                                                          final_sigmas_type="sigma_min")),
+        "tcd": (TCDScheduler, dict(prediction_type="v_prediction")),
+    }
+
+
+@pytest.mark.parametrize("name", ["dpmsolver++", "dpmsolver-epsilon", "unipc", "unipc-epsilon", "tcd"])
+def test_truncated_previews_show_x0_for_schedulers_whose_step_returns_none(name, monkeypatch):
+    # DPM-Solver and UniPC return no x0 from step() and TCD returns the re-noised pred_noised_sample in its place;
+    # the preview must still be the model's x0 prediction, not the noisy latent (nor TCD's second output).
+    cls, config = _schedulers_without_x0_output()[name]
+    pipe = build("svd")
+    monkeypatch.setattr(pipe, "scheduler", cls(**config))
+    den = denoiser("svd", pipe)
+    guide, _ = tiny.guide_image(32, 32)
+    cond = den.condition(guide)
+    target = torch.randn(cond.latent_shape, generator=torch.Generator().manual_seed(7))
+    monkeypatch.setattr(pipe.unet, "forward", perfect_unet(pipe, target, config["prediction_type"]))
+    noise = noise_for(cond)
+
+    part = den.sample(cond, noise, steps=4, end_step=3)
+    full = den.sample(cond, noise, steps=4)
+    torch.testing.assert_close(part.x0, target, rtol=1e-3, atol=1e-3)
+    assert (part.latent - target).abs().max() > 0.05  # the noisy latent is still visibly noisy
+    assert (part.x0 - full.latent).norm() < (part.latent - full.latent).norm()
 
 
 # -------------------------------------------------------------------------- NFE and conditioning counts
@@ -326,6 +390,11 @@ def test_bad_dtype_window_noise_and_resume_are_refused():
 def test_family_specific_settings_are_checked():
     with pytest.raises(ChunkwiseError, match="num_frames - 1 must be a multiple of 4, got num_frames=8; use 5 or 9"):
         denoiser("wan", pipeline("wan"), num_frames=8)
+    # CogVideoX would silently make 9 frames of 10: refused with the nearest counts that work.
+    with pytest.raises(ChunkwiseError, match="num_frames - 1 must be a multiple of 4, got num_frames=10; use 9 or 13"):
+        denoiser("cogvideox", pipeline("cogvideox"), num_frames=10)
+    with pytest.raises(ChunkwiseError, match="got num_frames=0; use 1 or 5"):
+        denoiser("cogvideox", pipeline("cogvideox"), num_frames=0)
     # A prompt needs the tokenizer the tiny pipelines leave out; embeddings do not.
     den = from_pipeline(pipeline("cogvideox"), width=16, height=16, num_frames=9, prompt="a cat")
     guide, _ = tiny.guide_image(16, 16)
