@@ -327,7 +327,8 @@ def build_scorer(args: argparse.Namespace, pipe, device=None):
                 "--scorer clip-openclip needs --clip-weights FILE (an open_clip checkpoint, e.g. "
                 "open_clip_model.safetensors of ViT-L-14); random weights would make the scores meaningless"
             )
-        encoder = OpenClipEncoder(args.clip_model, args.clip_weights, device=device)
+        encoder = OpenClipEncoder(args.clip_model, args.clip_weights, device=device,
+                                  pretrained_tag=getattr(args, "clip_pretrained_tag", None) or None)
     elif name == "clip-transformers":
         if args.clip_weights is None:
             raise ChunkwiseError(
@@ -462,6 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--clip-model", default="ViT-L-14", help="open_clip model name or config .json (clip-openclip)")
     g.add_argument("--clip-weights", help="open_clip weights file (clip-openclip) or transformers folder "
                                           "(clip-transformers)")
+    g.add_argument("--clip-pretrained-tag",
+                   help="clip-openclip: the weights' open_clip pretrained tag (e.g. openai, laion2b_s32b_b82k), "
+                        "which sets their preprocessing; default: open_clip_config.json beside the weights, if any")
     g.add_argument("--anchor-weight", type=float, default=0.0,
                    help="weight of the original image next to the guide in the CLIP score (0 = the paper)")
     g.add_argument("--frame-stride", type=int, default=1, help="score every n-th preview frame (1 = all)")

@@ -255,3 +255,21 @@ def test_the_install_provides_every_package_and_the_chunkwise_command():
     assert listed == shipped, f"pyproject packages {sorted(listed)} != package folders {sorted(shipped)}"
     module, func = config["project"]["scripts"]["chunkwise"].split(":")
     assert getattr(importlib.import_module(module), func) is main
+
+
+def test_the_open_clip_pretrained_tag_reaches_the_encoder(files, tmp_path, monkeypatch, capsys):
+    import chunkwise.scorers as scorers
+    from chunkwise.search.errors import ChunkwiseError
+
+    seen = {}
+
+    def recorder(name, weights, **kwargs):
+        seen.update(name=name, weights=weights, **kwargs)
+        raise ChunkwiseError("stop here")
+
+    monkeypatch.setattr(scorers, "OpenClipEncoder", recorder)
+    err = _error(capsys, generate(files, tmp_path / "v.mp4", "--scorer", "clip-openclip", "--clip-model", "ViT-L-14",
+                                  "--clip-weights", "w.safetensors", "--clip-pretrained-tag", "openai",
+                                  "--chunks", "1", "--steps", "2", "--k", "1", "-q"))
+    assert "stop here" in err
+    assert seen["name"] == "ViT-L-14" and seen["weights"] == "w.safetensors" and seen["pretrained_tag"] == "openai"
