@@ -36,19 +36,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _import_pack():
-    parent = ROOT / ".cache" / "pkgroot"
-    link = parent / "chunkwise"
-    parent.mkdir(parents=True, exist_ok=True)
-    if not link.exists():
-        try:
-            os.symlink(ROOT, link, target_is_directory=True)
-        except FileExistsError:
-            pass
-    sys.path.insert(0, str(parent))
+from _pack import import_pack  # benchmarks/ is sys.path[0] when a script here runs
 
 
 def _rss_bytes() -> int:
@@ -91,7 +79,7 @@ def _lean_toy(frames: int):
 
 def one(kind: str, chunks: int, frames: int, size: int, candidates: int, steps: int) -> dict:
     """One run in this process; returns its figures."""
-    _import_pack()
+    import_pack()
     import torch
     from chunkwise.search import LoopSettings, SearchSettings, run_chunks
     from chunkwise.search.protocols import MemorySink

@@ -22,24 +22,15 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _pack import ROOT, import_pack  # benchmarks/ is sys.path[0] when a script here runs
 
 
 def _import_pack():
     """Import the repository as the package ``chunkwise`` (as tests/conftest.py does)."""
-    parent = ROOT / ".cache" / "pkgroot"
-    link = parent / "chunkwise"
-    parent.mkdir(parents=True, exist_ok=True)
-    if not link.exists():
-        try:
-            os.symlink(ROOT, link, target_is_directory=True)
-        except FileExistsError:
-            pass
-    sys.path.insert(0, str(parent))
+    import_pack()
     import chunkwise.scorers
 
     return chunkwise.scorers

@@ -51,7 +51,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-ROOT = Path(__file__).resolve().parent.parent
+from _pack import ROOT, import_pack  # benchmarks/ is sys.path[0] when a script here runs
 
 # Tiny sizes: the tier-2 test sizes (latent Wan [1, 16, 2, 4, 4], SVD [4, 4, 6, 8]).
 SIZES = {"wan": {"width": 32, "height": 32, "length": 5}, "svd": {"width": 64, "height": 48, "video_frames": 4}}
@@ -67,15 +67,7 @@ M, K, S = 4, 3, 12
 
 def _import_pack():
     """Import the repository as the package ``chunkwise`` (as tests/conftest.py does) and ComfyUI in-process."""
-    parent = ROOT / ".cache" / "pkgroot"
-    link = parent / "chunkwise"
-    parent.mkdir(parents=True, exist_ok=True)
-    if not link.exists():
-        try:
-            os.symlink(ROOT, link, target_is_directory=True)
-        except FileExistsError:
-            pass
-    sys.path.insert(0, str(parent))
+    import_pack()
     from chunkwise.tests.comfy_host import enable_in_process
 
     enable_in_process()
