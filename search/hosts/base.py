@@ -44,6 +44,7 @@ import torch
 from ..batching import run_in_batches
 from ..errors import ChunkwiseError
 from ..protocols import SampleResult, StepCallback
+from .text import encode_text
 
 log = logging.getLogger("chunkwise")
 
@@ -248,6 +249,15 @@ class DiffusersDenoiser:
         for shape, dtype in cond.draws:
             torch.randn(shape, generator=generator, dtype=dtype, device="cpu")
         return generator
+
+    def _embeddings(self, dtype):
+        """``(prompt_embeds, negative_prompt_embeds)`` of the run's text (CogVideoX, Wan: ``self._text``),
+        encoded once in ``dtype`` (the denoising model's); the text encoder then leaves the accelerator."""
+        if self._text_cache is None:
+            self._text_cache = encode_text(self.pipe, self.family, self.do_cfg, self.device, self._text,
+                                           max_sequence_length=self.max_sequence_length, dtype=dtype)
+            self._park_text_encoder()
+        return self._text_cache
 
     def _park_text_encoder(self) -> None:
         """Text is encoded once per run: the text encoder (T5/umT5, billions of parameters) then leaves the
@@ -476,8 +486,9 @@ class DiffusersDenoiser:
                                     state=state_out))
         return out
 
-    def _scheduler_step(self, scheduler, model_output, t, latents, generator, **extra):
-        """One scheduler step: ``(prev_sample, x0)``, x0 None where neither the step nor the solver gives it."""
+    def _scheduler_step(self, scheduler, model_output, t, latents, generator, index: int, **extra):
+        """One scheduler step (step ``index`` of the schedule): ``(prev_sample, x0)``, x0 from the step's
+        output, else the solver's data prediction, else :meth:`_x0_fallback`."""
         kwargs = dict(extra)
         if _accepts(scheduler.step, "generator"):
             kwargs["generator"] = generator
@@ -486,7 +497,9 @@ class DiffusersDenoiser:
         out = scheduler.step(model_output, t, latents, return_dict=True, **kwargs)
         prev = out.prev_sample if hasattr(out, "prev_sample") else out[0]
         x0 = _step_x0(out)
-        return prev, (x0 if x0 is not None else solver_x0)
+        if x0 is None:
+            x0 = solver_x0 if solver_x0 is not None else self._x0_fallback(scheduler, index, model_output, latents)
+        return prev, x0
 
     def _x0_fallback(self, scheduler, index: int, model_output, latents) -> torch.Tensor:
         """x0 for a scheduler whose step gives none: flow matching, then variance-preserving noise schedules."""

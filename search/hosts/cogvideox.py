@@ -15,7 +15,6 @@ import torch
 
 from ..errors import ChunkwiseError
 from .base import DiffusersCond, DiffusersDenoiser
-from .text import encode_text
 
 
 class CogVideoXDenoiser(DiffusersDenoiser):
@@ -78,14 +77,6 @@ class CogVideoXDenoiser(DiffusersDenoiser):
     def do_cfg(self) -> bool:
         return self.guidance_scale > 1.0
 
-    def _embeddings(self):
-        if self._text_cache is None:
-            self._text_cache = encode_text(self.pipe, self.family, self.do_cfg, self.device, self._text,
-                                           max_sequence_length=self.max_sequence_length,
-                                           dtype=self.pipe.transformer.dtype)
-            self._park_text_encoder()
-        return self._text_cache
-
     @torch.no_grad()
     def condition(self, guide: torch.Tensor) -> DiffusersCond:
         pipe, device = self.pipe, self.device
@@ -93,7 +84,7 @@ class CogVideoXDenoiser(DiffusersDenoiser):
         generator = self._condition_generator()
 
         # 1. Text embeddings, encoded once per run; [negative, positive] with guidance.
-        prompt_embeds, negative_embeds = self._embeddings()
+        prompt_embeds, negative_embeds = self._embeddings(self.pipe.transformer.dtype)
         dtype = prompt_embeds.dtype
         embeds = torch.cat([negative_embeds, prompt_embeds]) if self.do_cfg else prompt_embeds
 
@@ -175,17 +166,15 @@ class CogVideoXDenoiser(DiffusersDenoiser):
             prev, x0 = out[0], out[1]
             memory["old_x0"] = x0
         else:
-            prev, x0 = self._scheduler_step(scheduler, noise_pred, t, latents, generator, **extra)
-            if x0 is None:
-                x0 = self._x0_fallback(scheduler, i, noise_pred, latents)
+            prev, x0 = self._scheduler_step(scheduler, noise_pred, t, latents, generator, i, **extra)
         return prev.to(cond.latent_dtype), x0
 
-    def _scheduler_step(self, scheduler, model_output, t, latents, generator, **extra):
+    def _scheduler_step(self, scheduler, model_output, t, latents, generator, index, **extra):
         from .base import _accepts
 
         if not _accepts(scheduler.step, "eta"):
             extra.pop("eta", None)
-        return super()._scheduler_step(scheduler, model_output, t, latents, generator, **extra)
+        return super()._scheduler_step(scheduler, model_output, t, latents, generator, index, **extra)
 
     @torch.no_grad()
     def decode(self, latent: torch.Tensor) -> torch.Tensor:

@@ -128,9 +128,7 @@ class SVDDenoiser(DiffusersDenoiser):
         if self.do_cfg:
             uncond, text = noise_pred.chunk(2)
             noise_pred = uncond + c["guidance"] * (text - uncond)
-        prev, x0 = self._scheduler_step(scheduler, noise_pred, t, latents, generator)
-        if x0 is None:
-            x0 = self._x0_fallback(scheduler, i, noise_pred, latents)
+        prev, x0 = self._scheduler_step(scheduler, noise_pred, t, latents, generator, i)
         return prev, x0
 
     @torch.no_grad()

@@ -14,7 +14,6 @@ import torch
 
 from ..errors import ChunkwiseError
 from .base import DiffusersCond, DiffusersDenoiser
-from .text import encode_text
 
 
 class WanDenoiser(DiffusersDenoiser):
@@ -73,20 +72,13 @@ class WanDenoiser(DiffusersDenoiser):
     def do_cfg(self) -> bool:
         return self.guidance_scale > 1.0
 
-    def _embeddings(self):
-        if self._text_cache is None:
-            self._text_cache = encode_text(self.pipe, self.family, self.do_cfg, self.device, self._text,
-                                           max_sequence_length=self.max_sequence_length, dtype=self._model.dtype)
-            self._park_text_encoder()
-        return self._text_cache
-
     @torch.no_grad()
     def condition(self, guide: torch.Tensor) -> DiffusersCond:
         pipe, device = self.pipe, self.device
         dtype = self._model.dtype
 
         # 1. Text embeddings (once per run) and CLIP image hidden states (Wan 2.1 only).
-        prompt_embeds, negative_embeds = self._embeddings()
+        prompt_embeds, negative_embeds = self._embeddings(self._model.dtype)
         image_embeds = None
         if pipe.transformer is not None and pipe.transformer.config.image_dim is not None:
             if pipe.image_encoder is None or pipe.image_processor is None:
@@ -145,9 +137,7 @@ class WanDenoiser(DiffusersDenoiser):
                                encoder_hidden_states_image=c["image_embeds"], return_dict=False)[0]
             self.network_calls += 1
             noise_pred = uncond + scale * (noise_pred - uncond)
-        prev, x0 = self._scheduler_step(scheduler, noise_pred, t, latents, generator)
-        if x0 is None:
-            x0 = self._x0_fallback(scheduler, i, noise_pred, latents)
+        prev, x0 = self._scheduler_step(scheduler, noise_pred, t, latents, generator, i)
         return prev, x0
 
     @torch.no_grad()
