@@ -8,6 +8,8 @@ from chunkwise.tests.comfy_host import enable_in_process
 
 COMFY_ROOT = enable_in_process()
 
+from chunkwise.tests.comfy import tiny  # noqa: E402 - imports ComfyUI, enabled just above
+
 
 @pytest.fixture(autouse=True)
 def _inference_mode():
@@ -15,3 +17,24 @@ def _inference_mode():
     with torch.inference_mode():
         torch.manual_seed(0)
         yield
+
+
+# Tiny models shared by the binding tests (built once per test module).
+@pytest.fixture(scope="module")
+def wan_parts():
+    return tiny.tiny_wan()
+
+
+@pytest.fixture(scope="module")
+def svd_parts():
+    return tiny.tiny_svd()
+
+
+@pytest.fixture(params=["wan", "svd"])
+def family_name(request):
+    return request.param
+
+
+@pytest.fixture
+def parts(family_name, request):
+    return request.getfixturevalue(f"{family_name}_parts")

@@ -7,22 +7,11 @@ import torch
 from chunkwise.nodes.comfy_i2v import ComfyI2V, WanFamily, draws_noise, is_out_of_memory
 from chunkwise.search.engine import LoopSettings, SearchSettings, run_chunks
 from chunkwise.search.noise import make_noise
-from chunkwise.tests.comfy import tiny
 from chunkwise.tests.comfy.test_comfy_i2v import WAN_SIZE, BrightnessScorer, MaskedWanFamily, guide_image, make_i2v
 
 # Batched kernels may sum in another order than single ones: float32 rounding, amplified a little
 # by a random network over a few steps (observed differences ~1e-6).
 TOL = {"rtol": 1e-4, "atol": 1e-4}
-
-
-@pytest.fixture(scope="module")
-def wan_parts():
-    return tiny.tiny_wan()
-
-
-@pytest.fixture(scope="module")
-def svd_parts():
-    return tiny.tiny_svd()
 
 
 def noises_for(i2v, cond, seeds):

@@ -25,16 +25,6 @@ WAN_SIZE = {"width": 32, "height": 32, "length": 5}  # latent [1, 16, 2, 4, 4]
 SVD_SIZE = {"width": 64, "height": 48, "video_frames": 4}  # latent [4, 4, 6, 8]
 
 
-@pytest.fixture(scope="module")
-def wan_parts():
-    return tiny.tiny_wan()
-
-
-@pytest.fixture(scope="module")
-def svd_parts():
-    return tiny.tiny_svd()
-
-
 def guide_image(seed: int = 0, h: int = 40, w: int = 56) -> torch.Tensor:
     # Not the binding's size or aspect: the stock nodes resize and center-crop it.
     g = torch.Generator().manual_seed(seed)
@@ -53,16 +43,6 @@ def make_i2v(family_name: str, parts, *, cfg: float = 3.0, sampler: str = "euler
     if family_wrapper is not None:
         family = family_wrapper(family)
     return ComfyI2V(model, vae, family, sampler_name=sampler, scheduler=scheduler, cfg=cfg)
-
-
-@pytest.fixture(params=["wan", "svd"])
-def family_name(request):
-    return request.param
-
-
-@pytest.fixture
-def parts(family_name, request):
-    return request.getfixturevalue(f"{family_name}_parts")
 
 
 EXPECTED_FRAMES = {"wan": (5, 32, 32, 3), "svd": (4, 48, 64, 3)}

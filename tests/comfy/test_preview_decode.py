@@ -9,32 +9,11 @@ from chunkwise.search.adaptive import frame_indices
 from chunkwise.search.engine import SearchSettings, search_chunk
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.noise import make_noise
-from chunkwise.tests.comfy import tiny
 from chunkwise.tests.comfy.test_comfy_i2v import BrightnessScorer, guide_image, make_i2v
 
 FRAMES = {"wan": 5, "svd": 4}
 LATENT_FRAMES = {"wan": 2, "svd": 4}  # Wan packs 4 frames per latent frame after the first
 PIXELS = {"wan": (32, 32), "svd": (48, 64)}
-
-
-@pytest.fixture(scope="module")
-def wan_parts():
-    return tiny.tiny_wan()
-
-
-@pytest.fixture(scope="module")
-def svd_parts():
-    return tiny.tiny_svd()
-
-
-@pytest.fixture(params=["wan", "svd"])
-def family_name(request):
-    return request.param
-
-
-@pytest.fixture
-def parts(family_name, request):
-    return request.getfixturevalue(f"{family_name}_parts")
 
 
 def preview_x0(i2v, seed=0, k=2, steps=6):
