@@ -15,22 +15,10 @@ import nodes as comfy_nodes  # ComfyUI's own top-level module (MAX_RESOLUTION)
 from ..search.errors import ChunkwiseError
 from .chunk_nodes import _sampler_inputs
 from .comfy_i2v import ComfyI2V, SVDFamily, WanFamily
+from .plumbing import widget_problem
 from .types import I2V
 
 CATEGORY = "chunkwise/models"
-
-
-def _check_ranges(**named) -> "str | None":
-    """Inputs named in a validate_inputs signature skip ComfyUI's own range checks: check them here.
-    Each value comes as (value, low, high, multiple); None values (linked inputs) are skipped."""
-    for name, (value, low, high, multiple) in named.items():
-        if value is None:
-            continue
-        if not low <= value <= high:
-            return f"{name} must be between {low} and {high}, got {value}"
-        if multiple and value % multiple:
-            return f"{name} must be a multiple of {multiple}, got {value}; use {max(multiple, value // multiple * multiple)}"
-    return None
 
 
 def _bind(model, vae, family, steps, cfg, sampler_name, scheduler, **experts) -> ComfyI2V:
@@ -72,9 +60,8 @@ class I2VSVD(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, width=None, height=None, video_frames=None, steps=None):
-        problem = _check_ranges(width=(width, 16, comfy_nodes.MAX_RESOLUTION, 8),
-                                height=(height, 16, comfy_nodes.MAX_RESOLUTION, 8),
-                                video_frames=(video_frames, 1, 4096, 0), steps=(steps, 1, 10000, 0))
+        problem = widget_problem(cls, width=width, height=height, video_frames=video_frames, steps=steps,
+                                 multiples={"width": 8, "height": 8})
         return problem or True
 
     @classmethod
@@ -134,10 +121,8 @@ class I2VWan(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, width=None, height=None, length=None, steps=None, switch_step=None):
-        problem = _check_ranges(width=(width, 16, comfy_nodes.MAX_RESOLUTION, 16),
-                                height=(height, 16, comfy_nodes.MAX_RESOLUTION, 16),
-                                length=(length, 1, comfy_nodes.MAX_RESOLUTION, 0), steps=(steps, 1, 10000, 0),
-                                switch_step=(switch_step, 0, 10000, 0))
+        problem = widget_problem(cls, width=width, height=height, length=length, steps=steps, switch_step=switch_step,
+                                 multiples={"width": 16, "height": 16})
         if problem:
             return problem
         if length is not None and (length - 1) % 4:

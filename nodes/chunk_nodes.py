@@ -23,7 +23,7 @@ from ..search.errors import ChunkwiseError, check_finite, check_image
 from ..search.noise import SEED_MODULUS, candidate_seeds
 from ..search.protocols import CandidateScore
 from .comfy_i2v import decode, masked_resume_noise, sample_window, schedule_sigmas
-from .plumbing import resolve_scorer
+from .plumbing import resolve_scorer, widget_problem
 from .types import CANDIDATES, PREVIEWS, SCORER, SCORES
 
 log = logging.getLogger("chunkwise")
@@ -155,12 +155,9 @@ class KStepPreview(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, k=None, steps=None, mode=None):
-        # Inputs named here skip ComfyUI's own range and combo checks: all of them are checked here.
-        for name, value in (("k", k), ("steps", steps)):
-            if value is not None and not 1 <= value <= 10000:
-                return f"{name} must be between 1 and 10000, got {value}"
-        if mode is not None and mode not in MODES:
-            return f"mode must be one of {MODES}, got {mode!r}"
+        problem = widget_problem(cls, k=k, steps=steps, mode=mode)
+        if problem:
+            return problem
         if k is not None and steps is not None and mode == "truncated" and k >= steps:
             return f"k must be smaller than steps in truncated mode, got k={k}, steps={steps}; lower k or use 'short schedule'"
         return True

@@ -32,7 +32,7 @@ from ..search.report import dumps, summarize
 from ..search.sinks import DiskSink, check_run_name
 from .chunk_nodes import MODES
 from .plot import score_plot
-from .plumbing import comfy_hooks, resolve_scorer
+from .plumbing import comfy_hooks, resolve_scorer, widget_problem
 from .types import I2V, SCORER
 
 log = logging.getLogger("chunkwise")
@@ -339,17 +339,12 @@ class ChunkLoop(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, chunks=None, candidates=None, k=None, run_name=None, colour_anchor=None,
                         candidate_batch=None, preview_frame_stride=None, accept_score=None, halving_k=None):
-        # Named inputs here skip ComfyUI's own min/max checks, so they are all checked here.
-        for name, value, low, high in (("chunks", chunks, 1, 1000), ("candidates", candidates, 1, 64),
-                                       ("k", k, 1, 1000), ("candidate_batch", candidate_batch, 1, 64),
-                                       ("preview_frame_stride", preview_frame_stride, 1, 64),
-                                       ("halving_k", halving_k, 0, 1000)):
-            if value is not None and not low <= value <= high:
-                return f"{name} must be between {low} and {high}, got {value}"
-        if colour_anchor is not None and not 0.0 <= colour_anchor <= 1.0:
-            return f"colour_anchor must be between 0 and 1, got {colour_anchor}; use 0 for off"
-        if accept_score is not None and not -10.0 <= accept_score <= 10.0:
-            return f"accept_score must be between -10 and 10, got {accept_score}; use 0 for off"
+        problem = widget_problem(cls, chunks=chunks, candidates=candidates, k=k, candidate_batch=candidate_batch,
+                                 preview_frame_stride=preview_frame_stride, halving_k=halving_k,
+                                 colour_anchor=colour_anchor, accept_score=accept_score,
+                                 fixes={"colour_anchor": "use 0 for off", "accept_score": "use 0 for off"})
+        if problem:
+            return problem
         if halving_k and k is not None and halving_k >= k:
             return f"halving_k must be smaller than k, got halving_k={halving_k}, k={k}; use e.g. {max(1, k // 4)} or 0"
         if halving_k and accept_score:

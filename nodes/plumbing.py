@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
 import comfy.model_management
 import comfy.utils
@@ -38,6 +39,37 @@ def show_text(text: str, node_id) -> None:
     instance = getattr(PromptServer, "instance", None)
     if instance is not None and hasattr(instance, "send_progress_text"):
         instance.send_progress_text(text, node_id)
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def widget_problem(node_cls, *, fixes: Optional[dict] = None, multiples: Optional[dict] = None,
+                   **values) -> Optional[str]:
+    """Check widget values against the node's own schema (min/max, combo options), plus ``multiples``.
+
+    ComfyUI skips its own range and combo checks for every input named in a node's
+    ``validate_inputs`` signature, so such a node checks them here. ``None`` values
+    (linked inputs) are skipped; ``fixes`` adds a hint per input to its message.
+    """
+    inputs = {i.id: i for i in node_cls.define_schema().inputs}
+    fixes, multiples = fixes or {}, multiples or {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        widget = inputs[name]
+        hint = f"; {fixes[name]}" if name in fixes else ""
+        low, high = getattr(widget, "min", None), getattr(widget, "max", None)
+        if low is not None and high is not None and not low <= value <= high:
+            return f"{name} must be between {_number(low)} and {_number(high)}, got {value}{hint}"
+        options = getattr(widget, "options", None)
+        if options is not None and value not in options:
+            return f"{name} must be one of {list(options)}, got {value!r}{hint}"
+        multiple = multiples.get(name)
+        if multiple and value % multiple:
+            return f"{name} must be a multiple of {multiple}, got {value}; use {max(multiple, value // multiple * multiple)}"
+    return None
 
 
 def comfy_hooks(total_hint: int = 1, node_id=None) -> Hooks:
