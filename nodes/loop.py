@@ -363,9 +363,12 @@ class ChunkLoop(io.ComfyNode):
                 preview_decode="full VAE", accept_score=0.0, halving_k=0) -> io.NodeOutput:
         # 1. Settings and inputs, checked before any model work.
         steps = binding_steps(i2v)
-        if preview_decode not in PREVIEW_DECODE:
-            raise ChunkwiseError(f"preview_decode must be one of {list(PREVIEW_DECODE)}, got {preview_decode!r}; "
-                                 "pick one from the widget's list")
+        pick = "pick one from the widget's list"
+        problem = widget_problem(cls, preview_decode=preview_decode, return_frames=return_frames,
+                                 on_existing=on_existing, fixes=dict.fromkeys(("preview_decode", "return_frames",
+                                                                               "on_existing"), pick))
+        if problem:
+            raise ChunkwiseError(problem)
         settings = LoopSettings(
             chunks=chunks,
             seed=seed,
@@ -384,12 +387,6 @@ class ChunkLoop(io.ComfyNode):
                 f"k (preview steps) must be smaller than the I2V model's steps, got k={k}, steps={steps}; a preview "
                 f"as long as the full run costs as much as it: lower k (e.g. {max(1, steps // 6)}) or raise steps"
             )
-        if return_frames not in RETURN_FRAMES:
-            raise ChunkwiseError(f"return_frames must be one of {RETURN_FRAMES}, got {return_frames!r}; "
-                                 "pick one from the widget's list")
-        if on_existing not in ON_EXISTING:
-            raise ChunkwiseError(f"on_existing must be one of {list(ON_EXISTING)}, got {on_existing!r}; "
-                                 "pick one from the widget's list")
         image = as_one_rgb_image(image)
         verifier = resolve_scorer(clip_vision, scorer, needed=settings.search.searching)
         node_id = getattr(getattr(cls, "hidden", None), "unique_id", None)
