@@ -550,24 +550,9 @@ class ComfyI2V:
             )
         if seed is None:
             seed = noise_seed(noise)
-        latent = cond.latent
         resume_latent = None
         if resume is not None:
-            if resume.steps != steps or resume.end_step != start_step:
-                raise ChunkwiseError(
-                    f"resume must come from the same {steps}-step schedule and end at step {start_step}, got a result "
-                    f"of a {resume.steps}-step schedule ending at step {resume.end_step}; resume the matching preview"
-                )
-            if self.sampler_name not in EXACT_RESUME_SAMPLERS and not self._warned_resume:
-                self._warned_resume = True
-                log.info(
-                    "chunkwise: resuming with sampler %r is valid but not the exact trajectory of a full run "
-                    "(exact for %s)", self.sampler_name, ", ".join(sorted(EXACT_RESUME_SAMPLERS))
-                )
-            if "noise_mask" in latent:
-                noise = self.corrected_noise(cond, resume, noise)
-            else:
-                resume_latent = resume.latent
+            noise, resume_latent = self._resume_input(cond, resume, noise, steps, start_step)
         self._counter.new_window()
         out, x0 = self._sample_experts(
             self.model, noise, cond, steps=steps, start_step=start_step, end_step=end,
@@ -823,10 +808,18 @@ class ComfyI2V:
         ]
 
     def _resume_input(self, cond, resume, noise, steps, start_step):
+        """``(noise, resume_latent)`` that continue ``resume`` at ``start_step``: its latent with noise off, or
+        for a ``noise_mask`` latent the clean latent with the :meth:`corrected_noise`."""
         if resume.steps != steps or resume.end_step != start_step:
             raise ChunkwiseError(
                 f"resume must come from the same {steps}-step schedule and end at step {start_step}, got a result "
                 f"of a {resume.steps}-step schedule ending at step {resume.end_step}; resume the matching preview"
+            )
+        if self.sampler_name not in EXACT_RESUME_SAMPLERS and not self._warned_resume:
+            self._warned_resume = True
+            log.info(
+                "chunkwise: resuming with sampler %r is valid but not the exact trajectory of a full run "
+                "(exact for %s)", self.sampler_name, ", ".join(sorted(EXACT_RESUME_SAMPLERS))
             )
         if "noise_mask" in cond.latent:
             return self.corrected_noise(cond, resume, noise), None
