@@ -8,20 +8,15 @@ from typing import Optional
 import comfy.model_management
 import comfy.utils
 import torch
-from PIL import Image
 
 from ..search.engine import Hooks
 from ..search.errors import ChunkwiseError
+from ..search.images import to_pil
+from ..search.report import chunk_line
 
 log = logging.getLogger("chunkwise")
 
 PREVIEW_SIZE = 512
-
-
-def to_pil(frame: torch.Tensor) -> Image.Image:
-    """One IMAGE frame [H, W, 3] in 0..1 -> PIL image."""
-    array = (frame.detach().float().clamp(0, 1).cpu().numpy() * 255.0).round().astype("uint8")
-    return Image.fromarray(array)
 
 
 SUMMARY_LINES = 12
@@ -88,9 +83,7 @@ def comfy_hooks(total_hint: int = 1, node_id=None) -> Hooks:
 
     def on_chunk(record, frames: torch.Tensor) -> None:
         bar.update_absolute(bar.current, bar.total, ("JPEG", to_pil(frames[-1]), PREVIEW_SIZE))
-        scores = " ".join("-" if c["score"] is None else f"{c['score']:.4f}" for c in record.candidates)
-        line = (f"chunk {record.index}: winner {record.chosen} (seed {record.chosen_seed}) of [{scores}], "
-                f"{sum(record.seconds.values()):.1f}s")
+        line = chunk_line(record)
         log.info("%s", line)
         lines.append(line)
         show_text("\n".join(lines[-SUMMARY_LINES:]), node_id)

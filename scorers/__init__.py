@@ -6,8 +6,8 @@ backend constructors. All scorers implement :class:`chunkwise.search.Scorer`
 """
 
 from ..search.errors import ChunkwiseError
+from ..search.images import frame_indices
 from ..search.protocols import Scorer
-from .base import frame_indices
 from .clip import ClipMinCosine, ClipMinCosineContext
 from .composite import Composite, CompositeScore
 from .encoders import (

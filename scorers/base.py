@@ -31,36 +31,11 @@ def check_frames(frames, what: str = "preview") -> torch.Tensor:
     return check_finite(frames, what)
 
 
-def require_stride(frame_stride) -> int:
-    if isinstance(frame_stride, bool) or not isinstance(frame_stride, int) or frame_stride < 1:
-        raise ChunkwiseError(
-            f"frame_stride must be an integer >= 1, got {frame_stride!r}; use 1 to score every frame, "
-            "2-4 to score faster"
-        )
-    return frame_stride
-
-
 def require_weight(name: str, value, low: float = 0.0, high: float = 1.0) -> float:
     value = float(value)
     if math.isnan(value) or value < low or value > high:
         raise ChunkwiseError(f"{name} must be in [{low}, {high}], got {value}")
     return value
-
-
-def frame_indices(count: int, frame_stride: int = 1) -> list[int]:
-    """Frames scored out of ``count``: every ``frame_stride``-th from 0, and always the last one.
-
-    >>> frame_indices(25, 4)
-    [0, 4, 8, 12, 16, 20, 24]
-    >>> frame_indices(10, 4)
-    [0, 4, 8, 9]
-    """
-    if count < 1:
-        raise ChunkwiseError(f"a preview needs at least one frame, got {count}")
-    picked = list(range(0, count, require_stride(frame_stride)))
-    if picked[-1] != count - 1:
-        picked.append(count - 1)
-    return picked
 
 
 def same_image(a: torch.Tensor, b: Optional[torch.Tensor]) -> bool:

@@ -7,8 +7,9 @@ from typing import Optional, Sequence
 import torch
 
 from ..search.errors import check_image
+from ..search.images import frame_indices, require_stride
 from ..search.protocols import CandidateScore, Scorer
-from .base import check_frames, cosine_rows, frame_indices, require_stride, require_weight, same_image
+from .base import check_frames, cosine_rows, require_weight, same_image
 from .encoders import ImageEncoder
 
 

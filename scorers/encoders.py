@@ -32,6 +32,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from ..search.errors import ChunkwiseError
+from ..search.images import to_pil
 
 logger = logging.getLogger("chunkwise")
 
@@ -472,10 +473,7 @@ class OpenClipEncoder(ImageEncoder):
         x = batch.movedim(-1, 1).float().clamp(0, 1)  # [n, 3, H, W]
         if self._tensor_ok:
             return self.transform(x)
-        from PIL import Image
-
-        frames = (x * 255).round().to(torch.uint8).movedim(1, -1).cpu().numpy()
-        return torch.stack([self.transform(Image.fromarray(f)) for f in frames])
+        return torch.stack([self.transform(to_pil(f)) for f in x.movedim(1, -1)])
 
     def _embed(self, batch: torch.Tensor) -> torch.Tensor:
         device, dtype = _module_place(self.model)

@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from ..search.errors import ChunkwiseError, check_image
+from ..search.images import frame_indices, require_stride
 from ..search.protocols import CandidateScore, Scorer
-from .base import check_frames, frame_indices, require_stride
+from .base import check_frames
 from .encoders import ImageEncoder, load_weights_file
 
 

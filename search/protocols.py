@@ -40,6 +40,45 @@ class SampleResult:
         return self.end_step >= self.steps
 
 
+def check_window(steps: int, start_step: int, end_step: Optional[int]) -> int:
+    """The end of the window ``[start_step, end_step)`` of a ``steps``-step schedule (``None``: the last step).
+
+    What every host's ``sample()`` and ``sample_batch()`` check first: ``steps`` an
+    integer >= 1 and ``0 <= start_step < end_step <= steps``.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ChunkwiseError(f"steps must be an integer >= 1, got {steps!r}; use the schedule's step count")
+    end = steps if end_step is None else end_step
+    if not 0 <= start_step < end <= steps:
+        raise ChunkwiseError(
+            f"the window must satisfy 0 <= start_step < end_step <= steps, got start_step={start_step}, "
+            f"end_step={end}, steps={steps}; sample at least one step of the schedule"
+        )
+    return end
+
+
+def batch_arguments(
+    noises: Sequence[torch.Tensor],
+    seeds: Optional[Sequence],
+    resumes: Optional[Sequence],
+    seed_of: Callable[[torch.Tensor], Any],
+) -> tuple[list, list]:
+    """``sample_batch``'s ``(seeds, resumes)``, one of each per noise.
+
+    Missing seeds come from ``seed_of(noise)``, missing resumes are None; given
+    lists must have one entry per noise.
+    """
+    count = len(noises)
+    seeds = list(seeds) if seeds is not None else [seed_of(n) for n in noises]
+    resumes = list(resumes) if resumes is not None else [None] * count
+    if len(seeds) != count or len(resumes) != count:
+        raise ChunkwiseError(
+            f"sample_batch needs one seed and one resume (or None) per noise, got {count} noises, "
+            f"{len(seeds)} seeds and {len(resumes)} resumes"
+        )
+    return seeds, resumes
+
+
 @runtime_checkable
 class I2VDenoiser(Protocol):
     """An image-to-video model bound to its sampler settings.

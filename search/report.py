@@ -85,6 +85,20 @@ def dumps(report: dict) -> str:
     return json.dumps(report, indent=2, sort_keys=False)
 
 
+def chunk_line(chunk) -> str:
+    """One finished chunk in a line: the winner, its seed, every candidate's score, model evaluations, seconds.
+
+    ``chunk`` is a chunk record (:class:`ChunkRecord`) or its JSON form in a report. Hosts show it as each
+    chunk finishes; :func:`summarize` lists it for every chunk of a report.
+    """
+    c = chunk if isinstance(chunk, dict) else vars(chunk)
+    scores = " ".join("-" if cand["score"] is None else f"{cand['score']:.4f}" for cand in c["candidates"])
+    return (
+        f"chunk {c['index']}: winner {c['chosen']} (seed {c['chosen_seed']}) of [{scores}], "
+        f"nfe {c['nfe']['preview']}+{c['nfe']['full']}, {sum(c['seconds'].values()):.1f}s"
+    )
+
+
 def summarize(report: dict) -> str:
     """A readable per-chunk summary: scores, winner, model evaluations, seconds."""
     s = report["settings"]
@@ -92,14 +106,7 @@ def summarize(report: dict) -> str:
         f"chunkwise: {s['chunks']} chunks, m={s['candidates']} k={s['k']} s={s['steps']} "
         f"mode={s['preview_mode']} seed={s['seed']} scorer={s['scorer']}"
     ]
-    for c in report["chunks"]:
-        scores = [cand["score"] for cand in c["candidates"]]
-        shown = " ".join("-" if v is None else f"{v:.4f}" for v in scores)
-        secs = sum(c["seconds"].values()) if c["seconds"] else 0.0
-        lines.append(
-            f"chunk {c['index']}: winner {c['chosen']} (seed {c['chosen_seed']}) scores [{shown}] "
-            f"nfe {c['nfe']['preview']}+{c['nfe']['full']} {secs:.1f}s"
-        )
+    lines += [chunk_line(c) for c in report["chunks"]]
     t = report["totals"]
     lines.append(f"total: {t['frames']} frames, {t['nfe']} model evaluations, {t['seconds']:.1f}s")
     return "\n".join(lines)

@@ -45,6 +45,7 @@ import torch
 from PIL import Image
 
 from .errors import ChunkwiseError
+from .images import to_uint8
 from .protocols import ResumePoint, thumbnail
 
 log = logging.getLogger("chunkwise")
@@ -177,11 +178,6 @@ def _remove(path: Path) -> None:
             path.unlink()
     except OSError as e:
         log.warning("chunkwise: could not remove %s: %s", path, e)
-
-
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """Frames ``[T, H, W, 3]`` in 0..1 -> uint8 array, rounded to nearest."""
-    return (frames.detach().float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
 def save_png(path: Path, array: np.ndarray, compress_level: int = 1) -> None:

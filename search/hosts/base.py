@@ -43,7 +43,9 @@ import torch
 
 from ..batching import run_in_batches
 from ..errors import ChunkwiseError
-from ..protocols import SampleResult, StepCallback
+from ..images import to_pil
+from ..noise import SEED_MODULUS
+from ..protocols import SampleResult, StepCallback, batch_arguments, check_window
 from .text import encode_text
 
 log = logging.getLogger("chunkwise")
@@ -245,7 +247,7 @@ class DiffusersDenoiser:
     @staticmethod
     def _run_generator(cond: DiffusersCond, seed: Optional[int]) -> torch.Generator:
         """A CPU generator seeded with ``seed`` (default: the conditioning's) past the conditioning's draws."""
-        generator = torch.Generator(device="cpu").manual_seed(int(cond.seed if seed is None else seed) % 2**64)
+        generator = torch.Generator(device="cpu").manual_seed(int(cond.seed if seed is None else seed) % SEED_MODULUS)
         for shape, dtype in cond.draws:
             torch.randn(shape, generator=generator, dtype=dtype, device="cpu")
         return generator
@@ -301,15 +303,7 @@ class DiffusersDenoiser:
         image = self._guide_image(guide)
         if tuple(image.shape[-2:]) == (height, width):
             return image * 2.0 - 1.0
-        return self.pipe.video_processor.preprocess(self._to_uint8_pil(image), height=height, width=width).float()
-
-    @staticmethod
-    def _to_uint8_pil(image: torch.Tensor):
-        """``[1, 3, H, W]`` in 0..1 -> a PIL image (the form image processors were built for)."""
-        from PIL import Image
-
-        arr = (image[0].permute(1, 2, 0).clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
-        return Image.fromarray(arr)
+        return self.pipe.video_processor.preprocess(to_pil(guide[0]), height=height, width=width).float()
 
     @staticmethod
     def _frames_from_video(video: torch.Tensor) -> torch.Tensor:
@@ -345,7 +339,8 @@ class DiffusersDenoiser:
         ``seed`` seeds the step noise of stochastic schedulers (default: the
         conditioning's seed); a resumed run continues the generator it stopped with.
         """
-        end_step = self._check_window(steps, start_step, end_step, [resume])
+        end_step = check_window(steps, start_step, end_step)
+        self._check_resumes(steps, start_step, end_step, [resume])
         return self._sample_stacked(cond, [noise], [resume], [seed], steps=steps, start_step=start_step,
                                     end_step=end_step, callback=callback)[0]
 
@@ -370,14 +365,9 @@ class DiffusersDenoiser:
         size that fit is kept in :attr:`batch_limit`. ``nfe`` counts per candidate.
         """
         count = len(noises)
-        seeds = list(seeds) if seeds is not None else [None] * count
-        resumes = list(resumes) if resumes is not None else [None] * count
-        if len(seeds) != count or len(resumes) != count:
-            raise ChunkwiseError(
-                f"sample_batch needs one seed and one resume (or None) per noise, got {count} noises, "
-                f"{len(seeds)} seeds and {len(resumes)} resumes"
-            )
-        end_step = self._check_window(steps, start_step, end_step, resumes)
+        seeds, resumes = batch_arguments(noises, seeds, resumes, lambda _noise: None)
+        end_step = check_window(steps, start_step, end_step)
+        self._check_resumes(steps, start_step, end_step, resumes)
         if count == 0:
             return []
         window = dict(steps=steps, start_step=start_step, end_step=end_step, callback=callback)
@@ -394,13 +384,8 @@ class DiffusersDenoiser:
         )
         return results
 
-    def _check_window(self, steps: int, start_step: int, end_step: Optional[int], resumes: list) -> int:
-        end_step = steps if end_step is None else end_step
-        if not (0 <= start_step <= end_step <= steps):
-            raise ChunkwiseError(
-                f"{self.family}: the window must satisfy 0 <= start_step <= end_step <= steps, "
-                f"got start_step={start_step}, end_step={end_step}, steps={steps}"
-            )
+    def _check_resumes(self, steps: int, start_step: int, end_step: int, resumes: list) -> None:
+        """Each run starts at step 0 from its noise, or continues the result of a run of the same schedule."""
         for resume in resumes:
             if resume is None and start_step != 0:
                 raise ChunkwiseError(
@@ -413,7 +398,6 @@ class DiffusersDenoiser:
                     f"{resume.end_step} as steps [{start_step}, {end_step}) of {steps}; resume the same schedule "
                     "where it stopped"
                 )
-        return end_step
 
     batched_tensors: tuple = ()
     """Keys of ``DiffusersCond.tensors`` with a batch dimension (``[uncond, cond]`` under guidance)."""

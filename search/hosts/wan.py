@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ChunkwiseError
+from ..images import to_pil
 from .base import DiffusersCond, DiffusersDenoiser
 
 
@@ -87,7 +88,7 @@ class WanDenoiser(DiffusersDenoiser):
                     "image_encoder/image_processor; use a complete Wan 2.1 I2V folder"
                 )
             # The guide as it came: the CLIP processor resizes and crops it itself, as in the stock call.
-            image_embeds = pipe.encode_image(self._to_uint8_pil(self._guide_image(guide)), device).to(dtype)
+            image_embeds = pipe.encode_image(to_pil(guide[0]), device).to(dtype)
 
         # 2. VAE latent of the guide followed by empty frames, normalised, with the first-frame mask.
         vae = pipe.vae

@@ -19,7 +19,8 @@ class FakeServer:
 
 def record(index, scores, chosen):
     return SimpleNamespace(index=index, chosen=chosen, chosen_seed=1000000 * index + chosen,
-                           candidates=[{"score": s} for s in scores], seconds={"preview": 1.0, "full": 0.5})
+                           candidates=[{"score": s} for s in scores], nfe={"preview": 2 * len(scores), "full": 6},
+                           seconds={"preview": 1.0, "full": 0.5})
 
 
 def test_each_finished_chunk_adds_a_line_to_the_nodes_text(monkeypatch):
@@ -32,8 +33,8 @@ def test_each_finished_chunk_adds_a_line_to_the_nodes_text(monkeypatch):
     hooks.on_chunk(record(0, [0.5, 0.75], 1), frames)
     hooks.on_chunk(record(1, [None], 0), frames)
     assert [node for _, node in server.texts] == ["7", "7"]
-    assert server.texts[-1][0] == ("chunk 0: winner 1 (seed 1) of [0.5000 0.7500], 1.5s\n"
-                                   "chunk 1: winner 0 (seed 1000000) of [-], 1.5s")
+    assert server.texts[-1][0] == ("chunk 0: winner 1 (seed 1) of [0.5000 0.7500], nfe 4+6, 1.5s\n"
+                                   "chunk 1: winner 0 (seed 1000000) of [-], nfe 2+6, 1.5s")
     for i in range(2, SUMMARY_LINES + 5):
         hooks.on_chunk(record(i, [0.1], 0), frames)
     shown = server.texts[-1][0].splitlines()

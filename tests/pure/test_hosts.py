@@ -279,7 +279,8 @@ def test_nfe_and_conditioning_once_per_chunk(family, mode, monkeypatch):
     if encoder is not None:
         h2 = encoder.register_forward_hook(lambda *_: setattr(image_encodes, "calls", image_encodes.calls + 1))
     chunks, m, k, s = 2, 2, 1, 3
-    settings = LoopSettings(chunks=chunks, seed=4, search=SearchSettings(candidates=m, k=k, steps=s, preview_mode=mode))
+    settings = LoopSettings(chunks=chunks, seed=4, search=SearchSettings(candidates=m, k=k, steps=s, preview_mode=mode),
+                            drop_first_frame=False)
     guide, _ = tiny.guide_image(SIZE[family], SIZE[family])
     try:
         result = run_chunks(den, MeanColourScorer(), guide, settings)
@@ -374,7 +375,7 @@ def test_bad_dtype_window_noise_and_resume_are_refused():
     guide, _ = tiny.guide_image(32, 32)
     cond = den.condition(guide)
     noise = noise_for(cond)
-    with pytest.raises(ChunkwiseError, match="start_step <= end_step"):
+    with pytest.raises(ChunkwiseError, match="start_step < end_step"):
         den.sample(cond, noise, steps=3, end_step=5)
     with pytest.raises(ChunkwiseError, match="needs the result of the run"):
         den.sample(cond, noise, steps=3, start_step=1)
