@@ -1,8 +1,11 @@
-"""Cheaper search: successive halving, early accept, preview frame subsets, cost records.
+"""Preview strategies (plain, successive halving, early accept), their schedules, and cost records.
 
-Host-agnostic (torch only). :func:`search_chunk <chunkwise.search.engine.search_chunk>`
-uses these when the matching :class:`SearchSettings <chunkwise.search.engine.SearchSettings>`
-options are on; with every option at its default the search is the paper's.
+Host-agnostic (torch only). A preview strategy decides which candidates the
+chunk search (:class:`~chunkwise.search.chunk.ChunkSearch`) previews, to which
+step, and when it stops; the search itself draws, previews, scores and selects
+the same way for each of them. :func:`preview_strategy` picks the one the
+:class:`SearchSettings <chunkwise.search.settings.SearchSettings>` ask for; with
+every cost option at its default it is :class:`PlainPreview`, the paper's search.
 
 Successive halving (``halving_k`` > 0): all m candidates are previewed at
 ``halving_k`` steps, the better half (rounded up) is kept and extended to twice
@@ -24,12 +27,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .images import frame_indices
 from .report import ChunkRecord
 
 
 @dataclass(frozen=True)
 class Rung:
-    """One rung of successive halving: ``candidates`` previews, each run to step ``k``."""
+    """One rung of a preview strategy: ``candidates`` previews, each run to step ``k``."""
 
     k: int
     candidates: int
@@ -73,18 +77,85 @@ def keep_best(indices: list[int], scores: dict[int, float], count: int) -> list[
     return sorted(ranked[:count])
 
 
-def frame_indices(total: int, stride: int) -> list[int]:
-    """Frames scored with ``preview_stride``: every ``stride``-th frame from the first, plus the last.
+# ---------------------------------------------------------------------------- preview strategies
 
-    The last frame always stays: it is the next chunk's guide, the frame a
-    drifting chunk hurts most.
+
+class PlainPreview:
+    """The paper's search: one rung, every one of m candidates previewed to step k.
+
+    The chunk search asks a strategy, rung by rung, who is previewed
+    (:meth:`survivors`), tells it each score (:meth:`note`), asks after each
+    group of previews whether to stop (:meth:`stop`), and adds :meth:`cost`
+    to the chunk's cost record. A strategy object serves one chunk.
     """
-    if total < 1:
-        return []
-    picked = list(range(0, total, max(1, int(stride))))
-    if picked[-1] != total - 1:
-        picked.append(total - 1)
-    return picked
+
+    def __init__(self, candidates: int, k: int) -> None:
+        self.plan = [Rung(k, candidates)]
+
+    def rungs(self) -> list[Rung]:
+        return self.plan
+
+    def survivors(self, rung: int, alive: list[int], scores: dict[int, float]) -> list[int]:
+        """The candidates previewed on rung ``rung``, from those of the rung before and their ``scores``."""
+        return alive
+
+    def note(self, record: dict, score: float) -> None:
+        """Each preview's score, with its candidate's record (``seed``, ``score``, ``frame_scores``)."""
+
+    def stop(self, group: list[int], scores: dict[int, float]) -> bool:
+        """After each group of previews: whether to stop previewing (``scores``: this rung's so far)."""
+        return False
+
+    def cost(self) -> dict:
+        """What this strategy adds to the chunk's ``cost`` record."""
+        return {}
+
+
+class SuccessiveHalving(PlainPreview):
+    """Rungs of growing preview length; each keeps the better half of the rung before (``cost["rungs"]``)."""
+
+    def __init__(self, candidates: int, k: int, first_k: int) -> None:
+        self.plan = halving_rungs(candidates, k, first_k)
+        self.log: list[dict] = []
+
+    def survivors(self, rung: int, alive: list[int], scores: dict[int, float]) -> list[int]:
+        if rung > 0:
+            alive = keep_best(alive, scores, self.plan[rung].candidates)
+        self.log.append({"k": self.plan[rung].k, "candidates": list(alive)})
+        return alive
+
+    def note(self, record: dict, score: float) -> None:
+        record.setdefault("rung_scores", []).append(score)
+
+    def cost(self) -> dict:
+        return {"rungs": self.log}
+
+
+class EarlyAccept(PlainPreview):
+    """The plain rung, stopped after the first group with a score of at least ``threshold`` (``cost["accepted"]``)."""
+
+    def __init__(self, candidates: int, k: int, threshold: float) -> None:
+        super().__init__(candidates, k)
+        self.threshold = threshold
+        self.accepted = None
+
+    def stop(self, group: list[int], scores: dict[int, float]) -> bool:
+        if max(scores.values()) < self.threshold:
+            return False
+        self.accepted = next(j for j in group if scores[j] >= self.threshold)
+        return True
+
+    def cost(self) -> dict:
+        return {"accepted": self.accepted}
+
+
+def preview_strategy(search) -> PlainPreview:
+    """A fresh strategy for one chunk of ``search`` (:class:`SearchSettings`)."""
+    if search.halving_k:
+        return SuccessiveHalving(search.candidates, search.k, search.halving_k)
+    if search.accept_score is not None:
+        return EarlyAccept(search.candidates, search.k, search.accept_score)
+    return PlainPreview(search.candidates, search.k)
 
 
 @dataclass
@@ -110,10 +181,14 @@ class SearchChunkRecord(ChunkRecord):
 
 
 __all__ = [
+    "EarlyAccept",
+    "PlainPreview",
     "Rung",
     "SearchChunkRecord",
+    "SuccessiveHalving",
     "frame_indices",
     "halving_preview_nfe",
     "halving_rungs",
     "keep_best",
+    "preview_strategy",
 ]

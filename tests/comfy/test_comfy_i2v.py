@@ -266,7 +266,7 @@ def test_engine_noise_equals_comfy_prepare_noise(family_name, parts, seed):
 
 def test_run_chunks_conditions_once_per_chunk_and_reports(wan_parts):
     i2v = make_i2v("wan", wan_parts, family_wrapper=CountingFamily)
-    settings = LoopSettings(chunks=2, seed=3, search=SearchSettings(candidates=2, k=2, steps=4))
+    settings = LoopSettings(chunks=2, seed=3, search=SearchSettings(candidates=2, k=2, steps=4), drop_first_frame=False)
     result = run_chunks(i2v, BrightnessScorer(), guide_image(4), settings)
     video = result.video()
     assert tuple(video.shape) == (2 * 5, 32, 32, 3) and torch.isfinite(video).all()
@@ -283,7 +283,8 @@ def test_run_chunks_conditions_once_per_chunk_and_reports(wan_parts):
 def test_run_chunks_truncated_mode_resumes_the_winner_on_svd(svd_parts):
     i2v = make_i2v("svd", svd_parts, family_wrapper=CountingFamily)
     settings = LoopSettings(
-        chunks=2, seed=0, search=SearchSettings(candidates=2, k=2, steps=4, preview_mode="truncated")
+        chunks=2, seed=0, search=SearchSettings(candidates=2, k=2, steps=4, preview_mode="truncated"),
+        drop_first_frame=False,
     )
     result = run_chunks(i2v, BrightnessScorer(), guide_image(5), settings)
     assert tuple(result.video().shape) == (2 * 4, 48, 64, 3)

@@ -27,7 +27,7 @@ from chunkwise.tests.pure.toys import FakeClock, MeanColourScorer, ScriptedScore
 def settings(**kw):
     search = {k: kw.pop(k) for k in list(kw) if k in SearchSettings.__dataclass_fields__}
     base = SearchSettings(**{"candidates": 3, "k": 2, "steps": 6, **search})
-    return LoopSettings(**{"chunks": 3, "seed": 7, "search": base, **kw})
+    return LoopSettings(**{"chunks": 3, "seed": 7, "search": base, "drop_first_frame": False, **kw})
 
 
 def test_importing_search_and_scorers_does_not_import_comfy():

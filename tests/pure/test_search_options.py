@@ -43,8 +43,8 @@ class StridedToy(ToyDenoiser):
 
 
 def run(den, search, chunks=3, seed=4):
-    return run_chunks(den, MeanColourScorer(), image(), LoopSettings(chunks=chunks, seed=seed, search=search),
-                      clock=FakeClock())
+    settings = LoopSettings(chunks=chunks, seed=seed, search=search, drop_first_frame=False)
+    return run_chunks(den, MeanColourScorer(), image(), settings, clock=FakeClock())
 
 
 def test_options_default_off_and_records_keep_their_keys():
