@@ -217,7 +217,7 @@ class NoCounter:
 
 def build_diffusers(spec: dict):
     """A local diffusers folder as (make_denoiser(), scorer, counter, model timer), loaded once."""
-    from chunkwise.search.cli import build_scorer
+    from chunkwise.cli import build_scorer
     from chunkwise.search.hosts import load_denoiser
 
     options = {key: spec[key] for key in ("width", "height", "num_frames", "prompt") if spec.get(key) is not None}

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from chunkwise.search.cli import main  # noqa: E402
+from chunkwise.cli import main  # noqa: E402
 from chunkwise.search.report import REPORT_FORMAT  # noqa: E402
 from chunkwise.tests.conftest import PKG_PARENT  # noqa: E402
 from chunkwise.tests.pure import tiny_diffusers as tiny  # noqa: E402
@@ -139,7 +139,11 @@ def test_clear_errors_for_model_image_output_and_options(files, tmp_path, capsys
     assert "takes no text" in err
     err = _error(capsys, main([*base, *model, "--k", "0"]))
     assert "k (preview steps) must be at least 1, got 0" in err
-    err = _error(capsys, main([*base, *model, "--scorer", "clip-openclip", "--chunks", "1", "--steps", "1", "-q"]))
+    # A short preview as long as the full run is refused by the engine's own rule, before the model loads.
+    err = _error(capsys, main([*base, *model, "--k", "4", "--steps", "4"]))
+    assert "k (preview steps) must be smaller than steps in short mode, got k=4, steps=4" in err and "lower k" in err
+    err = _error(capsys, main([*base, *model, "--scorer", "clip-openclip", "--chunks", "1", "--k", "1", "--steps", "2",
+                               "-q"]))
     assert "needs --clip-weights FILE" in err
     assert not (tmp_path / "v.mp4").exists()
 
@@ -211,7 +215,7 @@ def test_clip_pipeline_scorer_needs_an_image_encoder(tmp_path, capsys):
     save_file({"prompt_embeds": pe, "negative_prompt_embeds": ne}, str(tmp_path / "text.safetensors"))
     args = ["generate", "--model", str(tmp_path / "cog"), "--image", str(tmp_path / "first.png"), "--out",
             str(tmp_path / "v.mp4"), "--device", "cpu", "--width", "16", "--height", "16", "--frames", "9",
-            "--prompt-embeds", str(tmp_path / "text.safetensors"), "--chunks", "1", "--steps", "1", "-q"]
+            "--prompt-embeds", str(tmp_path / "text.safetensors"), "--chunks", "1", "--k", "1", "--steps", "2", "-q"]
     err = _error(capsys, main(args))
     assert "has none" in err and "clip-openclip" in err
     # The same model runs without search, text from the embeddings file.
@@ -228,7 +232,7 @@ def test_report_command_refuses_missing_and_foreign_files(tmp_path, capsys):
     assert "'something/1'" in err and REPORT_FORMAT in err
 
 
-@pytest.mark.parametrize("module", ["chunkwise.search.cli", "chunkwise.search"])
+@pytest.mark.parametrize("module", ["chunkwise.cli", "chunkwise"])
 def test_module_entry_points_print_help(module):
     env = {**os.environ, "PYTHONPATH": str(PKG_PARENT)}
     done = subprocess.run([sys.executable, "-m", module, "generate", "--help"], env=env, capture_output=True,

@@ -12,6 +12,9 @@ finished chunk into the video file (PyAV; without it, a folder of PNG frames)
 and writes the search report next to the video (``<name>.report.json``).
 ``report`` prints a readable summary of a report.
 
+The command line composes the engine (``search``), its diffusers hosts and the
+scorers, so it lives beside them at the top of the pack, not inside ``search``.
+
 Errors name what was received, what was expected and the fix; they exit with
 status 2 and no traceback.
 """
@@ -26,10 +29,12 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
+from tqdm import tqdm
 
-from .engine import Hooks, LoopSettings, SearchSettings, run_chunks
-from .errors import ChunkwiseError, InterruptedRun
-from .report import REPORT_FORMAT, dumps, summarize
+from .search.engine import Hooks, LoopSettings, SearchSettings, run_chunks
+from .search.errors import ChunkwiseError, InterruptedRun
+from .search.images import to_pil, to_uint8
+from .search.report import REPORT_FORMAT, chunk_line, dumps, summarize
 
 log = logging.getLogger("chunkwise")
 
@@ -46,10 +51,6 @@ SCORER_HELP = (
 
 
 # ---------------------------------------------------------------------------- frame sinks
-
-
-def _uint8(frames: torch.Tensor):
-    return (frames.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
 class VideoFileSink:
@@ -93,7 +94,7 @@ class VideoFileSink:
                 f"chunk {index} has frames of {list(frames.shape[1:3])}, the video {list(self._size)}; "
                 "every chunk of a video must have the same size"
             )
-        array = _uint8(frames)
+        array = to_uint8(frames)
         h, w = self._size
         if h % 2 or w % 2:
             array = np.pad(array, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
@@ -122,10 +123,8 @@ class PngFolderSink:
         self.frames = 0
 
     def write_chunk(self, index: int, frames: torch.Tensor, **_extra) -> None:
-        from PIL import Image
-
-        for frame in _uint8(frames):
-            Image.fromarray(frame, mode="RGB").save(self.path / f"frame_{self.frames:06d}.png", compress_level=1)
+        for frame in frames:
+            to_pil(frame).save(self.path / f"frame_{self.frames:06d}.png", compress_level=1)
             self.frames += 1
 
     def close(self) -> None:
@@ -159,41 +158,22 @@ def open_sink(out: Path, fps: float):
 
 
 class Progress:
-    """One progress bar over every sampler step of the run: tqdm when installed, plain stderr lines otherwise."""
+    """One tqdm progress bar over every sampler step of the run, with notes above it; nothing when ``quiet``."""
 
     def __init__(self, quiet: bool = False, stream=None) -> None:
-        self.quiet = quiet
         self.stream = stream if stream is not None else sys.stderr
-        self.bar = None
-        self._shown = -1
-        if not quiet:
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                tqdm = None
-            if tqdm is not None:
-                self.bar = tqdm(total=1, unit="step", desc="chunkwise", file=self.stream, dynamic_ncols=True)
+        self.bar = None if quiet else tqdm(total=1, unit="step", desc="chunkwise", file=self.stream,
+                                           dynamic_ncols=True)
 
     def update(self, done: int, total: int) -> None:
-        if self.quiet:
-            return
         if self.bar is not None:
             self.bar.total = total
             self.bar.n = done
             self.bar.refresh()
-            return
-        percent = int(100 * done / max(1, total))
-        if percent != self._shown and (percent % 5 == 0 or done == total):
-            self._shown = percent
-            print(f"chunkwise: {done}/{total} steps ({percent}%)", file=self.stream, flush=True)
 
     def note(self, text: str) -> None:
-        if self.quiet:
-            return
         if self.bar is not None:
             self.bar.write(text, file=self.stream)
-        else:
-            print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -285,8 +265,8 @@ def pipeline_clip_encoder(pipe, device=None):
     image conditioning does; the embedding is ``image_embeds`` (projection) or
     the pooled output.
     """
-    from ..scorers import CallableEncoder
-    from ..scorers.encoders import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+    from .scorers import CallableEncoder
+    from .scorers.encoders import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
     encoder = getattr(pipe, "image_encoder", None)
     if encoder is None:
@@ -314,7 +294,7 @@ def pipeline_clip_encoder(pipe, device=None):
 
 
 def build_scorer(args: argparse.Namespace, pipe, device=None):
-    from ..scorers import ClipMinCosine, OpenClipEncoder, TemporalFlicker, TransformersEncoder
+    from .scorers import ClipMinCosine, OpenClipEncoder, TemporalFlicker, TransformersEncoder
 
     name = args.scorer
     if name == "flicker":
@@ -351,7 +331,7 @@ def report_path(out: Path, given: Optional[str]) -> Path:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .hosts import PIPELINE_FAMILIES, check_device, load_denoiser, pipeline_class_name
+    from .search.hosts import PIPELINE_FAMILIES, check_device, load_denoiser, pipeline_class_name
 
     # 1. Check every setting and file before loading the model.
     settings = LoopSettings(
@@ -380,12 +360,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     # 3. The run: chunks stream into the video as they finish.
     sink = open_sink(out, fps)
 
-    def on_chunk(record, frames) -> None:
-        scores = [c["score"] for c in record.candidates]
-        shown = " ".join("-" if v is None else f"{v:.4f}" for v in scores)
-        progress.note(f"chunk {record.index}: winner {record.chosen} (seed {record.chosen_seed}) of [{shown}]")
-
-    hooks = Hooks(on_progress=progress.update, on_chunk=on_chunk)
+    hooks = Hooks(on_progress=progress.update, on_chunk=lambda record, _frames: progress.note(chunk_line(record)))
     try:
         result = run_chunks(denoiser, scorer, image, settings, sink=sink, hooks=hooks)
     except KeyboardInterrupt as exc:

@@ -1,7 +1,0 @@
-"""``python -m chunkwise.search``: the ``chunkwise`` command line (see :mod:`.cli`)."""
-
-import sys
-
-from .cli import main
-
-sys.exit(main())
