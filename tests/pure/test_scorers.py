@@ -17,7 +17,6 @@ from chunkwise.scorers import (
     MotionGuard,
     SubjectConsistency,
     TemporalFlicker,
-    as_scorer,
     frame_indices,
     load_aesthetic_head,
 )
@@ -316,18 +315,6 @@ def test_comfy_encoder_batches_and_normalises():
     assert emb.shape == (5, 24)
     assert torch.allclose(emb.norm(dim=-1), torch.ones(5))
     assert enc.calls == 1 and enc.images_encoded == 5
-
-
-def test_as_scorer_wraps_clip_vision_and_passes_scorers():
-    cv = FakeClipVision()
-    scorer = as_scorer(cv, anchor_weight=0.4, frame_stride=2)
-    assert isinstance(scorer, ClipMinCosine)
-    assert (scorer.anchor_weight, scorer.frame_stride) == (0.4, 2)
-    assert scorer.score(image(8, 8), [image(8, 8).expand(3, -1, -1, -1)])[0].score == pytest.approx(1.0, abs=1e-5)
-    guard = MotionGuard()
-    assert as_scorer(guard) is guard
-    with pytest.raises(ChunkwiseError, match="expected a CLIP_VISION or a chunkwise SCORER, got str"):
-        as_scorer("clip")
 
 
 def test_bad_settings_and_inputs_are_refused_with_the_value():
