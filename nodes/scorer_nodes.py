@@ -1,12 +1,11 @@
 """Scorer nodes: build a CHUNKWISE_SCORER from an image encoder, or combine scorers.
 
 A SCORER is a :class:`chunkwise.search.Scorer`; ClipMinCosineScore and
-ChunkLoop accept one in place of a plain CLIP_VISION (``scorers.as_scorer``).
+ChunkLoop accept one in place of a plain CLIP_VISION (``plumbing.resolve_scorer``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from ..scorers import (
     load_aesthetic_head,
 )
 from ..search.errors import ChunkwiseError
+from .optional import Needs, first_location, installed, require
 from .types import SCORER
 
 logger = logging.getLogger("chunkwise")
@@ -117,10 +117,10 @@ def _open_clip_names() -> list[str]:
     The encoder builds only the image tower, so every bundled config loads offline (Hugging Face text towers
     are never built). Configs whose image tower is a timm model are left out when timm is not installed.
     """
-    spec = importlib.util.find_spec("open_clip")
-    if spec is not None and spec.submodule_search_locations:
-        cfg_dir = Path(list(spec.submodule_search_locations)[0]) / "model_configs"
-        have_timm = importlib.util.find_spec("timm") is not None
+    location = first_location("open_clip")
+    if location is not None:
+        cfg_dir = Path(location) / "model_configs"
+        have_timm = installed("timm")
         names = []
         for path in sorted(cfg_dir.glob("*.json")):
             try:
@@ -198,6 +198,8 @@ class ChunkwiseScorerClipVision(io.ComfyNode):
 
 
 class ChunkwiseScorerOpenClip(io.ComfyNode):
+    NEEDS = (Needs("open_clip", "open_clip_torch"),)
+
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -244,6 +246,7 @@ class ChunkwiseScorerOpenClip(io.ComfyNode):
     def execute(
         cls, model_name, weights, anchor_weight=0.0, frame_stride=1, batch_size=16, pretrained_tag=""
     ) -> io.NodeOutput:
+        require(cls)
         path = folder_paths.get_full_path("clip_vision", weights) if weights != NONE_FOUND else None
         if path is None:
             raise FileNotFoundError(
@@ -259,6 +262,8 @@ class ChunkwiseScorerOpenClip(io.ComfyNode):
 
 
 class ChunkwiseScorerTransformers(io.ComfyNode):
+    NEEDS = (Needs("transformers", "transformers"),)
+
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -290,6 +295,7 @@ class ChunkwiseScorerTransformers(io.ComfyNode):
 
     @classmethod
     def execute(cls, folder, path="", anchor_weight=0.0, frame_stride=1, batch_size=16) -> io.NodeOutput:
+        require(cls)
         if path and path.strip():
             target = path.strip()
         else:
