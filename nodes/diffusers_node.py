@@ -65,10 +65,9 @@ def diffusers_folders() -> list[str]:
 
 
 def resolve_folder(folder: str) -> str:
-    for base in folder_paths.get_folder_paths("diffusers"):
-        path = os.path.join(base, folder)
-        if os.path.isfile(os.path.join(path, "model_index.json")):
-            return path
+    index = folder_paths.get_full_path("diffusers", f"{folder}/model_index.json")
+    if index is not None:
+        return os.path.dirname(index)
     raise ChunkwiseError(
         f"diffusers folder {folder!r} was not found under {folder_paths.get_folder_paths('diffusers')}; "
         "put the pipeline folder (the one with model_index.json) into ComfyUI/models/diffusers/ and refresh"

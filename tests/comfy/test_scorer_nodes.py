@@ -252,6 +252,36 @@ def test_open_clip_node_offers_only_models_it_builds_offline(monkeypatch):
     )
 
 
+def test_weights_are_found_through_comfys_model_folders(models_dir, clip_vision, tmp_path, monkeypatch):
+    # A ComfyUI whose models/ has an aesthetic folder ComfyUI itself does not know, and a second clip_vision path
+    # (extra_model_paths.yaml) with a transformers folder one level down.
+    import shutil
+
+    saved = {k: (list(v[0]), set(v[1])) for k, v in folder_paths.folder_names_and_paths.items() if k != "aesthetic"}
+    monkeypatch.setattr(folder_paths, "folder_names_and_paths", saved)
+    monkeypatch.setattr(folder_paths, "filename_list_cache", {})
+    monkeypatch.setattr(folder_paths, "models_dir", str(tmp_path / "models"))
+    (tmp_path / "models" / "aesthetic").mkdir(parents=True)
+    shutil.copy(models_dir / "aesthetic" / HEAD_FILE, tmp_path / "models" / "aesthetic" / "default_head.safetensors")
+    (tmp_path / "models" / "aesthetic" / "notes.txt").write_text("not a head")
+    shutil.copytree(models_dir / "clip_vision" / HF_FOLDER, tmp_path / "extra" / "org" / HF_FOLDER)
+    folder_paths.add_model_folder_path("clip_vision", str(tmp_path / "extra"))
+
+    [head] = [i for i in ChunkwiseScorerAesthetic.define_schema().inputs if i.id == "head"]
+    assert head.options == ["default_head.safetensors"]
+    assert folder_paths.get_folder_paths("aesthetic") == [str(tmp_path / "models" / "aesthetic")]
+    aesthetic = ChunkwiseScorerAesthetic.execute(clip_vision, "default_head.safetensors")[0]
+    assert isinstance(aesthetic, AestheticScore)
+
+    folder = f"org/{HF_FOLDER}"
+    assert folder in ChunkwiseScorerTransformers.define_schema().inputs[0].options
+    nested = ChunkwiseScorerTransformers.execute(folder, "")[0]
+    with torch.inference_mode(False):
+        plain = TransformersEncoder(tmp_path / "extra" / "org" / HF_FOLDER)
+    x = frames(2, seed=4)
+    assert torch.allclose(nested.encoder.encode(x), plain.encode(x), atol=1e-5)
+
+
 # ---------------------------------------------------------------- other verifiers and the composite
 
 
