@@ -222,7 +222,8 @@ def test_subject_consistency_is_vbench_formula():
     preview = frames((1.0, 0.5, 0.5), (0.5, 1.0, 0.5), (0.0, 0.5, 0.5))  # (.5,0,0), (0,.5,0), (-.5,0,0)
     r2 = 1 / math.sqrt(2)
     [within] = SubjectConsistency(CallableEncoder(signed), use_guide=False).score(guide, [preview])
-    # t=2: first=(1), prev=(1) -> 1? no: frame 2 vs frame 1 is orthogonal: (0 + 0)/2; t=3: first -1 -> 0, prev 0 -> 0.
+    # Frame 1 is orthogonal to frame 0, its first and previous frame: (0 + 0) / 2; frame 2 is opposite frame 0
+    # (clipped to 0) and orthogonal to frame 1: (0 + 0) / 2.
     assert within.frame_scores == pytest.approx([0.0, 0.0], abs=1e-6)
     preview2 = frames((1.0, 0.5, 0.5), (1.0, 1.0, 0.5), (1.0, 1.0, 0.5))  # (.5,0,0), (.5,.5,0), (.5,.5,0)
     [res] = SubjectConsistency(CallableEncoder(signed), use_guide=True).score(guide, [preview2])
