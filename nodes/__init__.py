@@ -1,41 +1,39 @@
 """Everything that touches ComfyUI: V3 nodes, the sampler adapter, progress and previews.
 
-Imported only by ``comfy_entrypoint`` (inside ComfyUI) and by tier-2 tests.
-Optional node groups whose dependencies are missing are left out with a
-logged warning naming what to install; the core nodes always load.
+Imported only by ``comfy_entrypoint`` (inside ComfyUI) and by tier-2 tests. The
+node modules import nothing optional; nodes that need an optional package
+(``NEEDS``, see :mod:`.optional`) stay listed when it is missing, a warning per
+missing package is logged when ComfyUI asks for the node list, and such a node
+fails with that message when it runs.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 
 from comfy_api.latest import ComfyExtension, io
 
-log = logging.getLogger("chunkwise")
+from .optional import log_missing
 
-# (module, list name, what to install when it fails)
+# (module, list name)
 _GROUPS = [
-    (".chunk_nodes", "CHUNK_NODES", None),
-    (".loop", "LOOP_NODES", None),
-    (".bindings", "BINDING_NODES", None),
-    (".scorer_nodes", "SCORER_NODES", "open_clip_torch / transformers for their scorer backends"),
-    (".diffusers_node", "DIFFUSERS_NODES", "diffusers (pip install diffusers)"),
+    (".chunk_nodes", "CHUNK_NODES"),
+    (".loop", "LOOP_NODES"),
+    (".bindings", "BINDING_NODES"),
+    (".scorer_nodes", "SCORER_NODES"),
+    (".diffusers_node", "DIFFUSERS_NODES"),
 ]
 
 
 def node_list() -> list[type[io.ComfyNode]]:
     found: list[type[io.ComfyNode]] = []
-    for module, name, install in _GROUPS:
-        try:
-            found.extend(getattr(importlib.import_module(module, __name__), name))
-        except ImportError as exc:
-            if install is None:
-                raise
-            log.warning("chunkwise: %s nodes disabled (%s); install %s", module.strip("."), exc, install)
+    for module, name in _GROUPS:
+        found.extend(getattr(importlib.import_module(module, __name__), name))
     return found
 
 
 class ChunkwiseExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return node_list()
+        nodes = node_list()
+        log_missing(nodes)
+        return nodes

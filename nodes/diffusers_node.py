@@ -3,8 +3,9 @@
 Supports ``StableVideoDiffusionPipeline``, ``CogVideoXImageToVideoPipeline``
 (which ComfyUI 0.3.75 has no native nodes for) and ``WanImageToVideoPipeline``
 through the diffusers host in ``search/hosts``. diffusers is imported only when
-the node runs, so ComfyUI starts as fast without it and the node explains what
-to install.
+the node runs, so ComfyUI starts as fast without it; without diffusers or
+transformers (or accelerate, for cpu_offload) the node stays listed, the log
+says what to install at start-up, and the node fails with that message.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from comfy_api.latest import io
 
 from ..search.errors import ChunkwiseError
 from ..search.hosts import PIPELINE_FAMILIES, resolve_dtype
+from .optional import Needs, require
 from .types import I2V
 
 log = logging.getLogger("chunkwise")
@@ -63,10 +65,9 @@ def diffusers_folders() -> list[str]:
 
 
 def resolve_folder(folder: str) -> str:
-    for base in folder_paths.get_folder_paths("diffusers"):
-        path = os.path.join(base, folder)
-        if os.path.isfile(os.path.join(path, "model_index.json")):
-            return path
+    index = folder_paths.get_full_path("diffusers", f"{folder}/model_index.json")
+    if index is not None:
+        return os.path.dirname(index)
     raise ChunkwiseError(
         f"diffusers folder {folder!r} was not found under {folder_paths.get_folder_paths('diffusers')}; "
         "put the pipeline folder (the one with model_index.json) into ComfyUI/models/diffusers/ and refresh"
@@ -88,6 +89,12 @@ def comfy_dtype(dtype: str, family: str, device):
 
 
 class ChunkwiseDiffusersI2V(io.ComfyNode):
+    NEEDS = (
+        Needs("diffusers", "diffusers"),
+        Needs("transformers", "transformers"),  # every supported pipeline has a transformers encoder
+        Needs("accelerate", "accelerate", option="cpu_offload"),  # diffusers' model CPU offload
+    )
+
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -145,7 +152,8 @@ class ChunkwiseDiffusersI2V(io.ComfyNode):
                 negative_prompt="") -> io.NodeOutput:
         from ..search.hosts import load_denoiser, pipeline_class_name
 
-        # 1. Check the folder and settings before loading anything.
+        # 1. Check the packages, the folder and the settings before loading anything.
+        require(cls, cpu_offload=cpu_offload)
         path = resolve_folder(folder)
         family = PIPELINE_FAMILIES[pipeline_class_name(path)]
         if dtype not in DTYPES:

@@ -1,12 +1,14 @@
 """Scorer nodes: build a CHUNKWISE_SCORER from an image encoder, or combine scorers.
 
 A SCORER is a :class:`chunkwise.search.Scorer`; ClipMinCosineScore and
-ChunkLoop accept one in place of a plain CLIP_VISION (``scorers.as_scorer``).
+ChunkLoop accept one in place of a plain CLIP_VISION (``plumbing.resolve_scorer``).
+Weight files and model folders are found through ComfyUI's ``folder_paths``:
+``clip_vision`` (ComfyUI's own) and ``aesthetic`` (models/aesthetic, registered
+here because ComfyUI does not know it; extra_model_paths.yaml may add more).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -31,12 +33,14 @@ from ..scorers import (
     load_aesthetic_head,
 )
 from ..search.errors import ChunkwiseError
+from .optional import Needs, first_location, installed, require
 from .types import SCORER
 
 logger = logging.getLogger("chunkwise")
 
 CATEGORY = "chunkwise/scoring"
 AESTHETIC_FOLDER = "aesthetic"
+AESTHETIC_EXTENSIONS = (".pth", ".pt", ".bin", ".safetensors")
 COMMON_OPEN_CLIP = ["ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-quickgelu", "ViT-L-14-336", "ViT-H-14", "ViT-bigG-14"]
 NONE_FOUND = "(none found)"
 
@@ -117,10 +121,10 @@ def _open_clip_names() -> list[str]:
     The encoder builds only the image tower, so every bundled config loads offline (Hugging Face text towers
     are never built). Configs whose image tower is a timm model are left out when timm is not installed.
     """
-    spec = importlib.util.find_spec("open_clip")
-    if spec is not None and spec.submodule_search_locations:
-        cfg_dir = Path(list(spec.submodule_search_locations)[0]) / "model_configs"
-        have_timm = importlib.util.find_spec("timm") is not None
+    location = first_location("open_clip")
+    if location is not None:
+        cfg_dir = Path(location) / "model_configs"
+        have_timm = installed("timm")
         names = []
         for path in sorted(cfg_dir.glob("*.json")):
             try:
@@ -142,27 +146,29 @@ def _clip_vision_files() -> list[str]:
     return folder_paths.get_filename_list("clip_vision") or [NONE_FOUND]
 
 
+def _transformers_config(folder: str):
+    """The config.json of a model folder under models/clip_vision, or None."""
+    return folder_paths.get_full_path("clip_vision", f"{folder}/config.json")
+
+
 def _transformers_folders() -> list[str]:
-    found = []
-    for base in folder_paths.get_folder_paths("clip_vision"):
-        if os.path.isdir(base):
-            found += [e for e in sorted(os.listdir(base)) if os.path.isfile(os.path.join(base, e, "config.json"))]
+    """Folders of models/clip_vision holding weights (ComfyUI's own listing) beside a config.json."""
+    folders = {os.path.dirname(name) for name in folder_paths.get_filename_list("clip_vision")}
+    found = sorted(f for f in folders if f and _transformers_config(f) is not None)
     return found or [NONE_FOUND]
 
 
-def _aesthetic_dirs() -> list[str]:
-    dirs = [os.path.join(folder_paths.models_dir, AESTHETIC_FOLDER)]
-    if AESTHETIC_FOLDER in folder_paths.folder_names_and_paths:
-        dirs += [d for d in folder_paths.get_folder_paths(AESTHETIC_FOLDER) if d not in dirs]
-    return dirs
+def _aesthetic_folder() -> str:
+    """models/aesthetic as a folder_paths model folder (first, as ComfyUI's own defaults are); its name."""
+    folder_paths.add_model_folder_path(
+        AESTHETIC_FOLDER, os.path.join(folder_paths.models_dir, AESTHETIC_FOLDER), is_default=True
+    )
+    return AESTHETIC_FOLDER
 
 
 def _aesthetic_files() -> list[str]:
-    found = []
-    for base in _aesthetic_dirs():
-        if os.path.isdir(base):
-            found += sorted(f for f in os.listdir(base) if f.endswith((".pth", ".pt", ".bin", ".safetensors")))
-    return found or [NONE_FOUND]
+    names = folder_paths.get_filename_list(_aesthetic_folder())
+    return [n for n in names if n.lower().endswith(AESTHETIC_EXTENSIONS)] or [NONE_FOUND]
 
 
 # ---------------------------------------------------------------- CLIP min-cosine, one node per backend
@@ -198,6 +204,8 @@ class ChunkwiseScorerClipVision(io.ComfyNode):
 
 
 class ChunkwiseScorerOpenClip(io.ComfyNode):
+    NEEDS = (Needs("open_clip", "open_clip_torch"),)
+
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -244,6 +252,7 @@ class ChunkwiseScorerOpenClip(io.ComfyNode):
     def execute(
         cls, model_name, weights, anchor_weight=0.0, frame_stride=1, batch_size=16, pretrained_tag=""
     ) -> io.NodeOutput:
+        require(cls)
         path = folder_paths.get_full_path("clip_vision", weights) if weights != NONE_FOUND else None
         if path is None:
             raise FileNotFoundError(
@@ -259,6 +268,8 @@ class ChunkwiseScorerOpenClip(io.ComfyNode):
 
 
 class ChunkwiseScorerTransformers(io.ComfyNode):
+    NEEDS = (Needs("transformers", "transformers"),)
+
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -290,14 +301,12 @@ class ChunkwiseScorerTransformers(io.ComfyNode):
 
     @classmethod
     def execute(cls, folder, path="", anchor_weight=0.0, frame_stride=1, batch_size=16) -> io.NodeOutput:
+        require(cls)
         if path and path.strip():
             target = path.strip()
         else:
-            target = None
-            for base in folder_paths.get_folder_paths("clip_vision"):
-                if folder != NONE_FOUND and os.path.isfile(os.path.join(base, folder, "config.json")):
-                    target = os.path.join(base, folder)
-                    break
+            config = _transformers_config(folder) if folder != NONE_FOUND else None
+            target = os.path.dirname(config) if config else None
             if target is None:
                 raise FileNotFoundError(
                     f"transformers model folder {folder!r} not found in models/clip_vision "
@@ -423,15 +432,13 @@ class ChunkwiseScorerAesthetic(io.ComfyNode):
 
     @classmethod
     def execute(cls, clip_vision, head, frame_stride=1, batch_size=16) -> io.NodeOutput:
-        path = None
-        for base in _aesthetic_dirs():
-            if head != NONE_FOUND and os.path.isfile(os.path.join(base, head)):
-                path = os.path.join(base, head)
-                break
+        folder = _aesthetic_folder()
+        path = folder_paths.get_full_path(folder, head) if head != NONE_FOUND else None
         if path is None:
             raise FileNotFoundError(
-                f"aesthetic head {head!r} not found in {_aesthetic_dirs()}; put a LAION aesthetic predictor for "
-                "CLIP ViT-L/14 (e.g. sa_0_4_vit_l_14_linear.pth from LAION-AI/aesthetic-predictor) there"
+                f"aesthetic head {head!r} not found in {folder_paths.get_folder_paths(folder)}; put a LAION "
+                "aesthetic predictor for CLIP ViT-L/14 (e.g. sa_0_4_vit_l_14_linear.pth from "
+                "LAION-AI/aesthetic-predictor) there"
             )
         encoder = ComfyClipVisionEncoder(clip_vision, batch_size=batch_size)
         return io.NodeOutput(AestheticScore(encoder, load_aesthetic_head(path), frame_stride=frame_stride))

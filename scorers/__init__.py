@@ -5,9 +5,7 @@ backend constructors. All scorers implement :class:`chunkwise.search.Scorer`
 (``prepare(guide, anchor) -> context``, ``context.score(previews)``).
 """
 
-from ..search.errors import ChunkwiseError
 from ..search.images import frame_indices
-from ..search.protocols import Scorer
 from .clip import ClipMinCosine, ClipMinCosineContext
 from .composite import Composite, CompositeScore
 from .encoders import (
@@ -19,23 +17,6 @@ from .encoders import (
     load_weights_file,
 )
 from .verifiers import AestheticScore, LinearHead, MotionGuard, SubjectConsistency, TemporalFlicker, load_aesthetic_head
-
-
-def as_scorer(obj, anchor_weight: float = 0.0, frame_stride: int = 1) -> Scorer:
-    """A SCORER as is, or a CLIP_VISION (anything with ``encode_image``) as the paper's :class:`ClipMinCosine`.
-
-    Nodes that accept "CLIP_VISION or SCORER" call this; ``anchor_weight`` and
-    ``frame_stride`` apply only to a plain CLIP_VISION.
-    """
-    if isinstance(obj, Scorer):
-        return obj
-    if callable(getattr(obj, "encode_image", None)):
-        return ClipMinCosine(ComfyClipVisionEncoder(obj), anchor_weight=anchor_weight, frame_stride=frame_stride)
-    raise ChunkwiseError(
-        f"expected a CLIP_VISION or a chunkwise SCORER, got {type(obj).__name__}; "
-        "connect a Load CLIP Vision node or a Chunkwise scorer node"
-    )
-
 
 __all__ = [
     "AestheticScore",
@@ -52,7 +33,6 @@ __all__ = [
     "SubjectConsistency",
     "TemporalFlicker",
     "TransformersEncoder",
-    "as_scorer",
     "frame_indices",
     "load_aesthetic_head",
     "load_weights_file",

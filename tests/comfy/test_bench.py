@@ -37,7 +37,7 @@ def test_bench_search_times_a_diffusers_folder_naive_against_search(tmp_path):
     assert timed["short"]["nfe_ratio"] == pytest.approx((m * k + s) / s)
     for raw in timed.values():
         summary = raw["summary"]
-        assert all(summary[key]["median"] >= 0 for key in ("preview_decode", "final_decode", "scoring", "model"))
+        assert {"preview_decode", "final_decode", "scoring", "model"} <= set(summary)  # the parts it reports
         assert summary["model"]["median"] < summary["wall_per_chunk"]["median"]
     assert timed["naive"]["summary"]["preview_sampling"]["median"] == 0
     assert timed["short"]["summary"]["preview_decode"]["median"] > 0  # previews decoded apart from the final

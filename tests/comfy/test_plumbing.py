@@ -1,12 +1,16 @@
-"""Tier 2: the ComfyUI hooks show a per-chunk summary on the node while a run goes on."""
+"""Tier 2: the ComfyUI hooks show a per-chunk summary on the node while a run goes on; the scorer choice."""
 
 from __future__ import annotations
 
 import sys
 from types import ModuleType, SimpleNamespace
 
+import pytest
 import torch
-from chunkwise.nodes.plumbing import SUMMARY_LINES, comfy_hooks
+from chunkwise.nodes.plumbing import SUMMARY_LINES, comfy_hooks, resolve_scorer
+from chunkwise.scorers import ClipMinCosine, MotionGuard
+from chunkwise.search.errors import ChunkwiseError
+from chunkwise.tests.comfy import tiny
 
 
 class FakeServer:
@@ -50,3 +54,20 @@ def test_without_a_server_or_node_id_nothing_is_sent(monkeypatch):
     assert server.texts == []
     monkeypatch.setitem(sys.modules, "server", None)  # no server module at all: no error either
     comfy_hooks(1, node_id="3").on_chunk(record(0, [0.2], 0), torch.rand(1, 4, 4, 3))
+
+
+def test_a_scorer_wins_and_a_clip_vision_becomes_the_papers_min_cosine():
+    clip_vision = tiny.tiny_clip_vision()
+    guard = MotionGuard()
+    assert resolve_scorer(clip_vision=clip_vision, scorer=guard) is guard
+    scorer = resolve_scorer(clip_vision=clip_vision)
+    assert isinstance(scorer, ClipMinCosine) and (scorer.anchor_weight, scorer.frame_stride) == (0.0, 1)
+    g = torch.Generator().manual_seed(3)
+    guide, preview = torch.rand(1, 28, 28, 3, generator=g), torch.rand(4, 28, 28, 3, generator=g)
+    [result] = scorer.score(guide, [preview])
+    embed = torch.nn.functional.normalize(clip_vision.encode_image(torch.cat([guide, preview])).image_embeds, dim=-1)
+    assert result.frame_scores == pytest.approx((embed[1:] @ embed[0]).tolist(), abs=1e-5)
+    assert result.score == pytest.approx(min(result.frame_scores))
+    assert resolve_scorer(needed=False) is None
+    with pytest.raises(ChunkwiseError, match="got neither clip_vision nor scorer; connect a CLIP_VISION"):
+        resolve_scorer()

@@ -8,8 +8,6 @@ and transformers from a tiny folder saved there. No downloads.
 
 from __future__ import annotations
 
-import builtins
-import importlib
 import importlib.util
 import json
 import math
@@ -46,7 +44,6 @@ from chunkwise.scorers import (
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.tests.comfy import tiny
 from chunkwise.tests.pure.toys import ToyDenoiser
-from comfy_api.latest import io
 
 open_clip = pytest.importorskip("open_clip")
 transformers = pytest.importorskip("transformers")
@@ -197,24 +194,7 @@ def test_missing_files_name_where_to_put_them(registered):
         ChunkwiseScorerAesthetic.execute(tiny.tiny_clip_vision(), "none.pth")
 
 
-def test_missing_package_names_what_to_install(registered, monkeypatch):
-    real_import = builtins.__import__
-
-    def without_open_clip(name, *args, **kwargs):
-        if name.split(".")[0] == "open_clip":
-            raise ImportError("No module named 'open_clip'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", without_open_clip)
-    monkeypatch.setattr(importlib, "import_module", lambda name, *a: without_open_clip(name))
-    with pytest.raises(ImportError, match="install it into ComfyUI's Python with: pip install open_clip_torch"):
-        ChunkwiseScorerOpenClip.execute(OPEN_CLIP_NAME, OPEN_CLIP_FILE)
-
-
 def test_open_clip_node_takes_the_checkpoints_pretrained_tag(registered, monkeypatch):
-    [tag_input] = [i for i in ChunkwiseScorerOpenClip.define_schema().inputs if i.id == "pretrained_tag"]
-    assert isinstance(tag_input, io.String.Input) and tag_input.optional and tag_input.default == ""
-    assert "openai" in tag_input.tooltip and "open_clip_config.json" in tag_input.tooltip
     squash = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "interpolation": "bilinear", "resize_mode": "squash"}
     openai = {"resize_mode": "shortest", "quick_gelu": True}
     monkeypatch.setitem(open_clip.pretrained._PRETRAINED, OPEN_CLIP_NAME, {"webli": squash, "openai": openai})
@@ -266,6 +246,36 @@ def test_open_clip_node_offers_only_models_it_builds_offline(monkeypatch):
     assert (
         "ViT-L-14" in without_timm and "ViT-SO400M-14-SigLIP" not in without_timm and "EVA02-L-14" not in without_timm
     )
+
+
+def test_weights_are_found_through_comfys_model_folders(models_dir, clip_vision, tmp_path, monkeypatch):
+    # A ComfyUI whose models/ has an aesthetic folder ComfyUI itself does not know, and a second clip_vision path
+    # (extra_model_paths.yaml) with a transformers folder one level down.
+    import shutil
+
+    saved = {k: (list(v[0]), set(v[1])) for k, v in folder_paths.folder_names_and_paths.items() if k != "aesthetic"}
+    monkeypatch.setattr(folder_paths, "folder_names_and_paths", saved)
+    monkeypatch.setattr(folder_paths, "filename_list_cache", {})
+    monkeypatch.setattr(folder_paths, "models_dir", str(tmp_path / "models"))
+    (tmp_path / "models" / "aesthetic").mkdir(parents=True)
+    shutil.copy(models_dir / "aesthetic" / HEAD_FILE, tmp_path / "models" / "aesthetic" / "default_head.safetensors")
+    (tmp_path / "models" / "aesthetic" / "notes.txt").write_text("not a head")
+    shutil.copytree(models_dir / "clip_vision" / HF_FOLDER, tmp_path / "extra" / "org" / HF_FOLDER)
+    folder_paths.add_model_folder_path("clip_vision", str(tmp_path / "extra"))
+
+    [head] = [i for i in ChunkwiseScorerAesthetic.define_schema().inputs if i.id == "head"]
+    assert head.options == ["default_head.safetensors"]
+    assert folder_paths.get_folder_paths("aesthetic") == [str(tmp_path / "models" / "aesthetic")]
+    aesthetic = ChunkwiseScorerAesthetic.execute(clip_vision, "default_head.safetensors")[0]
+    assert isinstance(aesthetic, AestheticScore)
+
+    folder = f"org/{HF_FOLDER}"
+    assert folder in ChunkwiseScorerTransformers.define_schema().inputs[0].options
+    nested = ChunkwiseScorerTransformers.execute(folder, "")[0]
+    with torch.inference_mode(False):
+        plain = TransformersEncoder(tmp_path / "extra" / "org" / HF_FOLDER)
+    x = frames(2, seed=4)
+    assert torch.allclose(nested.encoder.encode(x), plain.encode(x), atol=1e-5)
 
 
 # ---------------------------------------------------------------- other verifiers and the composite

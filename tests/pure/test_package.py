@@ -29,4 +29,6 @@ def test_the_pack_does_not_edit_sys_path():
 
 
 def test_the_entry_point_is_the_only_export():
-    assert run_python("import chunkwise; print(callable(chunkwise.comfy_entrypoint))") == "True"
+    public = run_python("import chunkwise; print(sorted(n for n in vars(chunkwise) if not n.startswith('_')))")
+    assert public == "['comfy_entrypoint']"
+    assert run_python("import inspect, chunkwise; print(inspect.iscoroutinefunction(chunkwise.comfy_entrypoint))") == "True"

@@ -17,7 +17,6 @@ from chunkwise.scorers import (
     MotionGuard,
     SubjectConsistency,
     TemporalFlicker,
-    as_scorer,
     frame_indices,
     load_aesthetic_head,
 )
@@ -223,7 +222,8 @@ def test_subject_consistency_is_vbench_formula():
     preview = frames((1.0, 0.5, 0.5), (0.5, 1.0, 0.5), (0.0, 0.5, 0.5))  # (.5,0,0), (0,.5,0), (-.5,0,0)
     r2 = 1 / math.sqrt(2)
     [within] = SubjectConsistency(CallableEncoder(signed), use_guide=False).score(guide, [preview])
-    # t=2: first=(1), prev=(1) -> 1? no: frame 2 vs frame 1 is orthogonal: (0 + 0)/2; t=3: first -1 -> 0, prev 0 -> 0.
+    # Frame 1 is orthogonal to frame 0, its first and previous frame: (0 + 0) / 2; frame 2 is opposite frame 0
+    # (clipped to 0) and orthogonal to frame 1: (0 + 0) / 2.
     assert within.frame_scores == pytest.approx([0.0, 0.0], abs=1e-6)
     preview2 = frames((1.0, 0.5, 0.5), (1.0, 1.0, 0.5), (1.0, 1.0, 0.5))  # (.5,0,0), (.5,.5,0), (.5,.5,0)
     [res] = SubjectConsistency(CallableEncoder(signed), use_guide=True).score(guide, [preview2])
@@ -316,18 +316,6 @@ def test_comfy_encoder_batches_and_normalises():
     assert emb.shape == (5, 24)
     assert torch.allclose(emb.norm(dim=-1), torch.ones(5))
     assert enc.calls == 1 and enc.images_encoded == 5
-
-
-def test_as_scorer_wraps_clip_vision_and_passes_scorers():
-    cv = FakeClipVision()
-    scorer = as_scorer(cv, anchor_weight=0.4, frame_stride=2)
-    assert isinstance(scorer, ClipMinCosine)
-    assert (scorer.anchor_weight, scorer.frame_stride) == (0.4, 2)
-    assert scorer.score(image(8, 8), [image(8, 8).expand(3, -1, -1, -1)])[0].score == pytest.approx(1.0, abs=1e-5)
-    guard = MotionGuard()
-    assert as_scorer(guard) is guard
-    with pytest.raises(ChunkwiseError, match="expected a CLIP_VISION or a chunkwise SCORER, got str"):
-        as_scorer("clip")
 
 
 def test_bad_settings_and_inputs_are_refused_with_the_value():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -55,13 +56,15 @@ def test_chunks_are_written_as_png_and_exact_guide_with_state(tmp_path):
     "name, match",
     [
         ("", "empty"),
-        ("..", r"\.\."),
-        ("a..b", r"\.\."),
-        ("../escape", "/"),
-        ("a/b", "/"),
-        ("a\\b", r"\\"),
-        ("/abs", "/"),
-        ("C:evil", "drive"),
+        # The reason, not the echoed name: every message also repeats the name it got.
+        (".", "must not be or contain '..'"),
+        ("..", "must not be or contain '..'"),
+        ("a..b", "must not be or contain '..'"),
+        ("../escape", "one folder name without '/'"),
+        ("a/b", "one folder name without '/'"),
+        ("a\\b", "one folder name without '\\\\'"),
+        ("/abs", "one folder name without '/'"),
+        ("C:evil", "must not be an absolute path or name a drive"),
         ("bad\x00name", "control"),
         ("tab\tname", "control"),
         (" lead", "space or a dot"),
@@ -70,7 +73,7 @@ def test_chunks_are_written_as_png_and_exact_guide_with_state(tmp_path):
     ],
 )
 def test_bad_run_names_are_refused_before_anything_is_written(tmp_path, name, match):
-    with pytest.raises(ChunkwiseError, match=match) as err:
+    with pytest.raises(ChunkwiseError, match=re.escape(match)) as err:
         DiskSink(tmp_path, name)
     if isinstance(name, str) and 0 < len(name) < 100:
         assert repr(name) in str(err.value)  # the message names the value received
