@@ -4,13 +4,16 @@
 
     chunkwise generate --model DIR --image IMG --chunks 5 --candidates 4 --k 8 --steps 25 --seed 0 --out video.mp4
     chunkwise report video.report.json
+    chunkwise verify ComfyUI/output/chunkwise/<run_name>
 
 ``generate`` loads the pipeline (``StableVideoDiffusionPipeline``,
 ``CogVideoXImageToVideoPipeline`` or ``WanImageToVideoPipeline``) with
 ``local_files_only``, runs the k-step noise search chunk by chunk, streams each
 finished chunk into the video file (PyAV; without it, a folder of PNG frames)
 and writes the search report next to the video (``<name>.report.json``).
-``report`` prints a readable summary of a report.
+``report`` prints a readable summary of a report. ``verify`` checks a run
+folder's chunks against the hashes recorded when they were written and says how
+to regenerate damaged ones (exit status 1 when any is damaged or missing).
 
 The command line composes the engine (``search``), its diffusers hosts and the
 scorers, so it lives beside them at the top of the pack, not inside ``search``.
@@ -400,12 +403,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .search.runs import verify_run
+
+    check = verify_run(args.run_folder)
+    print(json.dumps(check.to_json(), indent=2) if args.json else check.text())
+    return 0 if check.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chunkwise",
         description="Long videos from short image-to-video models, chunk by chunk, with k-step noise search.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,report}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,report,verify}")
 
     g = sub.add_parser("generate", help="generate a long video from one image with a local diffusers I2V model",
                        description="Generate a long video chunk by chunk from a local diffusers image-to-video folder "
@@ -466,6 +477,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print a readable per-chunk summary of a chunkwise report JSON.")
     r.add_argument("report", help="the .report.json written by chunkwise generate (or ChunkLoop's report)")
     r.set_defaults(func=cmd_report)
+
+    v = sub.add_parser("verify", help="check a run folder's chunks against the hashes recorded when they were written",
+                       description="Check every chunk of a run folder against the hashes recorded when it was "
+                                   "written; name damaged or missing chunks and say how to regenerate them. Exit "
+                                   "status 0: intact, 1: damaged, 2: not a run folder.")
+    v.add_argument("run_folder", help="a run folder, e.g. ComfyUI/output/chunkwise/<run_name>")
+    v.add_argument("--json", action="store_true", help="print the result as JSON")
+    v.set_defaults(func=cmd_verify)
     return parser
 
 

@@ -1,31 +1,19 @@
-"""Run folders: every finished chunk on disk as soon as it is decoded, resumable.
+"""Run folders: every finished chunk on disk as soon as it is decoded, resumable, one writer at a time.
 
-Layout of ``<output>/<run_name>/`` (format ``chunkwise.run/1``)::
+``DiskSink`` streams a run into ``<output>/<run_name>/``; the folder's layout,
+how a chunk is committed (filled under a temporary name, flushed, renamed into
+place with its record inside) and how it is read back are in ``search.runs``,
+the one-writer lock in ``search.runlock``. In short: appending a chunk costs
+the same whatever the chunk count, an interruption or a crash at any point
+leaves the finished chunks, a second process opening a run that is being
+written is refused with the holder named, and ``search.runs.verify_run``
+checks every file against the hash recorded when it was written.
 
-    state.json                 fingerprint of the settings, finished chunks and their report records
-    report.json                the search report (chunkwise.report/1), written when the run finishes
-    chunk_0000/frame_000000.png  lossless 8-bit RGB PNG frames, numbered over the whole video
-    chunk_0000/guide.safetensors the chunk's exact float last frame: the next chunk's guide
-    chunk_0001/frame_000025.png ...
-
-``state.json`` is the source of truth: a chunk counts as finished only once it
-is listed there. Every file is written atomically (a temporary name, then
-``os.replace``), a chunk folder is filled under a temporary name and renamed
-into place, and ``state.json`` is replaced only after that, so an interruption
-or a crash at any point leaves the finished chunks and a consistent state.
-Every written file and the temporary chunk folder are flushed to disk (fsync)
-before their rename, and the run folder after it, so a power cut cannot leave
-a ``state.json`` that lists a chunk whose files never reached the disk.
-Temporary leftovers of a killed process (``.chunk_NNNN.tmp-PID/``,
-``.state.json.tmp-PID``) are removed when the run is opened again: one process
-writes a run folder at a time.
-
-A resumed run continues from ``guide.safetensors`` -- the exact float frame,
-not the 8-bit PNG -- so it is bit-identical to an uninterrupted run. The
-frames a streamed run returns are read back from the PNGs (8-bit values as
-floats), so a resumed and an uninterrupted run return the same frames too.
-
-Only plain JSON and safetensors are read back: nothing is unpickled or evaluated.
+A resumed run continues from the last chunk's ``guide.safetensors`` -- the
+exact float frame, not the 8-bit PNG -- so it is bit-identical to an
+uninterrupted run. The frames a streamed run returns are read back from the
+PNGs (8-bit values as floats), so a resumed and an uninterrupted run return the
+same frames too.
 """
 
 from __future__ import annotations
@@ -35,28 +23,44 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import unicodedata
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
 from PIL import Image
 
+from .durable import atomic_write_json, file_sha256, fsync_path, json_bytes, normal_json, remove_path
 from .errors import ChunkwiseError
 from .images import to_uint8
 from .protocols import ResumePoint, thumbnail
+from .runlock import HOLDER, WriterLock, WriterRefused
+from .runs import (
+    CHUNK_FORMAT,
+    GUIDE,
+    NEW_RUN_FIX,
+    RECORD,
+    REPORT,
+    RUN_FORMAT,
+    RUN_FORMAT_V1,
+    STATE,
+    ChunkEntry,
+    Scan,
+    chunk_name,
+    frame_name,
+    migrate_v1,
+    new_header,
+    read_header,
+    scan_chunks,
+)
 
 log = logging.getLogger("chunkwise")
 
-RUN_FORMAT = "chunkwise.run/1"
 ON_EXISTING = ("resume", "new", "error", "overwrite")
 MAX_RUN_NAME = 120
 MAX_NEW_RUNS = 1000  # on_existing 'new' tries <name>-2 .. <name>-1001
-STATE = "state.json"
-REPORT = "report.json"
-GUIDE = "guide.safetensors"
 
 
 # ---------------------------------------------------------------------------
@@ -110,74 +114,10 @@ def run_folder(output_dir: os.PathLike | str, run_name: str) -> Path:
 
 
 # ---------------------------------------------------------------------------
-# Atomic writes
+# Frames and guides
 # ---------------------------------------------------------------------------
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-# Errors a folder fsync may give where the file system or the system cannot flush folders.
-_NO_FOLDER_SYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES, errno.EPERM, errno.EISDIR}
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a written file, or a folder's entries (after a rename into it), to the disk.
-
-    Folders cannot be opened for flushing on Windows (NTFS journals their
-    entries itself) and some file systems refuse it: that is skipped. A file
-    that cannot be flushed raises (an I/O error, a full disk on a network drive).
-    """
-    if path.is_dir():
-        if os.name == "nt":
-            return
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError as e:
-            if e.errno not in _NO_FOLDER_SYNC:
-                raise
-        finally:
-            os.close(fd)
-        return
-    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))  # Windows flushes only handles open for writing
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a flushed temporary file and ``os.replace``; flush the folder."""
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
-    fsync_path(path.parent)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, allow_nan=False).encode("utf-8"))
-
-
-def _remove(path: Path) -> None:
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-    except OSError as e:
-        log.warning("chunkwise: could not remove %s: %s", path, e)
 
 
 def save_png(path: Path, array: np.ndarray, compress_level: int = 1) -> None:
@@ -216,9 +156,7 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def _normal(obj: Any) -> Any:
-    """JSON round trip: what a fingerprint looks like once read back from state.json."""
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+_normal = normal_json  # what a fingerprint looks like once read back from state.json
 
 
 def fingerprint_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -239,7 +177,7 @@ def fingerprint_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 class DiskSink:
-    """Streams chunks into a run folder; resumable (see the module docstring).
+    """Streams chunks into a run folder; resumable (see ``search.runs`` for the layout).
 
     ``on_existing`` says what to do when the folder already holds a run:
     ``resume`` continues it when its fingerprint matches and raises a clear
@@ -248,6 +186,11 @@ class DiskSink:
     ``error`` refuses; ``overwrite`` deletes the run's own files and starts
     again. ``new`` and ``overwrite`` never read the old ``state.json``, so
     they also clear a damaged one. Nothing is written before ``open_run``.
+
+    ``open_run`` makes this sink the folder's one writer until ``close`` (or
+    until the process ends); another process that opens the folder meanwhile is
+    refused (``search.runlock``). The sink can be used as a context manager,
+    which closes it however the block ends.
 
     The sink keeps no frames in memory: ``video()``, ``last_chunk()`` and
     ``overview()`` read them back from disk when asked, so memory during the
@@ -274,53 +217,37 @@ class DiskSink:
         self.on_existing = on_existing
         self.overview_size = overview_size
         self.compress_level = compress_level
-        self.state: Optional[dict] = None
+        self.header: Optional[dict] = None
         self.chunks = 0
         self.resumed = 0
+        self._done: list[ChunkEntry] = []  # every finished chunk in the folder (records, no file hashes)
+        self._frames_total = 0
+        self._last_guide_sha: Optional[str] = None
+        self._lock: Optional[WriterLock] = None
+
+    def __enter__(self) -> "DiskSink":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
 
     # -- opening -----------------------------------------------------------
 
-    def _read_state(self, folder: Path) -> Optional[dict]:
-        path = folder / STATE
-        if not path.exists():
-            return None
-        # The fix names the ChunkLoop node's on_existing choices ('new run' is on_existing='new' here).
-        fix = (
-            "set on_existing to 'new run' (this folder is kept as it is, the run starts in a fresh one) "
-            "or choose another run_name"
-        )
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ChunkwiseError(
-                f"cannot read the run state {path}: {e}; expected a {RUN_FORMAT} JSON file; {fix}"
-            ) from e
-        if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
-            got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise ChunkwiseError(f"{path} is not a chunkwise run state: format {got!r}, expected {RUN_FORMAT!r}; {fix}")
-        chunks = state.get("chunks")
-        if not isinstance(chunks, list):
-            raise ChunkwiseError(f"{path} lists no chunks (got {type(chunks).__name__}); expected a list; {fix}")
-        start = 0
-        for i, entry in enumerate(chunks):
-            ok = (isinstance(entry, dict) and entry.get("index") == i and entry.get("start") == start
-                  and isinstance(entry.get("frames"), int) and entry["frames"] >= 0
-                  and isinstance(entry.get("record", {}), dict))
-            if not ok:
-                raise ChunkwiseError(
-                    f"{path}: chunk entry {i} is damaged (got {entry!r:.200}); expected index {i}, start {start}, "
-                    f"a frame count and a record; {fix}"
-                )
-            start += entry["frames"]
-        return state
-
     def _new_folder(self) -> Path:
-        """The first ``<run_name>-N`` (N = 2, 3, ...) that does not exist; the name, not the number, is shortened."""
+        """Claim the first ``<run_name>-N`` (N = 2, 3, ...) that does not exist; the name, not the number, is shortened.
+
+        The folder is created here, so two writers starting at once never pick the same one.
+        """
         for n in range(2, MAX_NEW_RUNS + 2):
             suffix = f"-{n}"
             candidate = run_folder(self.output_dir, self.run_name[: MAX_RUN_NAME - len(suffix)] + suffix)
-            if not candidate.exists():
-                return candidate
+            try:
+                candidate.mkdir(parents=True)
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise self._write_error(f"create the run folder {candidate}", e) from e
+            return candidate
         first = self.run_name[: MAX_RUN_NAME - 2] + "-2"
         last = self.run_name[: MAX_RUN_NAME - len(str(MAX_NEW_RUNS + 1)) - 1] + f"-{MAX_NEW_RUNS + 1}"
         raise ChunkwiseError(
@@ -331,79 +258,158 @@ class DiskSink:
 
     def _clean_leftovers(self, folder: Path) -> None:
         """Remove temporary files and chunk folders a killed process left (never part of a finished chunk)."""
-        temporary = (f".{STATE}.tmp-", f".{REPORT}.tmp-")
+        temporary = (f".{STATE}.tmp-", f".{REPORT}.tmp-", f".{HOLDER}.tmp-")
         for entry in folder.iterdir():
             name = entry.name
             if (name.startswith(".chunk_") and ".tmp-" in name) or name.startswith(temporary):
                 log.info("chunkwise: removing %s, left by an interrupted write", entry)
-                _remove(entry)
+                remove_path(entry)
 
-    def _finished(self, folder: Path, state: dict) -> list[dict]:
-        """The state's chunk entries whose files are all present, in order, up to the first gap."""
-        good = []
-        for i, entry in enumerate(state.get("chunks", [])):
-            chunk_dir = folder / f"chunk_{i:04d}"
-            names = [f"frame_{entry['start'] + t:06d}.png" for t in range(entry["frames"])] + [GUIDE]
-            if entry.get("index") != i or not all((chunk_dir / n).is_file() for n in names):
-                log.warning("chunkwise: %s is incomplete; resuming from chunk %d", chunk_dir, i)
-                break
-            good.append(entry)
-        return good
+    def _wipe(self, folder: Path) -> None:
+        """on_existing 'overwrite': the run's own files go (never the user's, nor the writer lock)."""
+        for entry in list(folder.iterdir()):
+            if entry.name in (STATE, REPORT) or entry.name.startswith(("chunk_", ".chunk_", f".{STATE}")):
+                remove_path(entry)
 
-    def open_run(self, fingerprint: dict, chunks: int) -> Optional[ResumePoint]:
-        """Create or reopen the run folder; return the finished chunks to skip, if any."""
-        fingerprint = _normal(fingerprint)
-        folder = self.folder
-        # 'new' and 'overwrite' never read the old state: a damaged one is left alone or removed.
-        has_state = (folder / STATE).exists() or (folder / STATE).is_symlink()
+    def _damaged_error(self, folder: Path, scan: Scan) -> ChunkwiseError:
+        i, path, what = scan.damaged
+        kept = f"chunks 0..{i - 1} are intact: " if i else ""
+        again = f" from chunk {i - 1}'s guide" if i else ""
+        return ChunkwiseError(
+            f"the record of chunk {i} ({path}) is damaged: {what}; expected a {CHUNK_FORMAT} record. {kept}delete "
+            f"{chunk_name(i)} and every later chunk folder, then queue the same run again to generate them again"
+            f"{again}; or {NEW_RUN_FIX}. 'chunkwise verify {folder}' checks every chunk"
+        )
+
+    def _prepare(self, folder: Path, fingerprint: dict, has_state: bool) -> Scan:
+        """Read, check and (when needed) write the folder's header, as its writer; the finished chunks."""
         state = None
-        if self.on_existing == "new" and has_state:
-            folder = self._new_folder()
-            log.info("chunkwise: %s exists; starting a new run in %s", self.folder, folder)
-        elif self.on_existing == "overwrite" and has_state:
-            for entry in list(folder.iterdir()):
-                if entry.name in (STATE, REPORT) or entry.name.startswith(("chunk_", ".chunk_", f".{STATE}")):
-                    _remove(entry)
+        if self.on_existing == "overwrite" and has_state:
+            self._wipe(folder)
         elif self.on_existing in ("resume", "error"):
-            state = self._read_state(folder)
-        if state is not None and self.on_existing == "error" and state.get("chunks"):
+            state = read_header(folder)
+        scan = scan_chunks(folder, state) if state is not None else Scan([])
+        if scan.damaged:
+            raise self._damaged_error(folder, scan)
+        if scan.entries and self.on_existing == "error":
             raise ChunkwiseError(
-                f"run folder {folder} already holds a run with {len(state['chunks'])} finished chunks and "
+                f"run folder {folder} already holds a run with {len(scan.entries)} finished chunks and "
                 "on_existing is 'error'; choose another run_name, or set on_existing to 'resume' or 'new run'"
             )
-        if state is not None and state.get("fingerprint") != fingerprint:
-            diff = fingerprint_diff(state.get("fingerprint") or {}, fingerprint)
+        if state is not None and state["fingerprint"] != fingerprint:
+            diff = fingerprint_diff(state["fingerprint"], fingerprint)
             raise ChunkwiseError(
                 f"run folder {folder} holds a run made with other settings ({'; '.join(diff[:8])}); "
                 "resuming would mix two different videos. Restore those settings to resume it, or set "
                 "on_existing to 'new run' (a fresh folder) or choose another run_name"
             )
-        self.folder = folder
         try:
-            folder.mkdir(parents=True, exist_ok=True)
             self._clean_leftovers(folder)
-            finished = self._finished(folder, state) if state is not None else []
-            self.state = {"format": RUN_FORMAT, "fingerprint": fingerprint, "chunks": finished}
-            if state is None or len(finished) != len(state.get("chunks", [])):
-                atomic_write_json(folder / STATE, self.state)
+            if state is None:
+                self.header = new_header(fingerprint)
+                atomic_write_json(folder / STATE, self.header)
+                if (folder / chunk_name(0)).exists():
+                    log.warning("chunkwise: %s holds chunk folders without a state: they are not part of this run "
+                                "and are replaced as it goes", folder)
+            elif state["format"] == RUN_FORMAT_V1:
+                self.header = migrate_v1(folder, state, scan.entries)
+            else:
+                self.header = state
         except OSError as e:
             raise self._write_error(f"create the run folder {folder}", e) from e
-        self.chunks = chunks
-        done = min(len(finished), chunks)
-        self.resumed = done
+        if scan.stop:
+            log.warning("chunkwise: %s; the run resumes from chunk %d", scan.stop, len(scan.entries))
+        return scan
+
+    def _resume_point(self, chunks: int) -> Optional[ResumePoint]:
+        done = min(len(self._done), chunks)
+        self.chunks, self.resumed = chunks, done
         if done == 0:
             return None
-        entries = finished[:done]
-        guide = load_guide(folder / f"chunk_{done - 1:04d}" / GUIDE)
-        return ResumePoint(
-            records=[e["record"] for e in entries], guide=guide, frames=sum(e["frames"] for e in entries)
-        )
+        path = self.folder / chunk_name(done - 1) / GUIDE
+        try:
+            guide = load_guide(path)
+        except Exception as e:  # safetensors raises its own error type for a damaged file
+            raise ChunkwiseError(
+                f"cannot read {path}, the guide that continues the run: {type(e).__name__}: {e}. Delete "
+                f"{chunk_name(done - 1)} and every later chunk folder, then queue the same run again to generate "
+                f"them again; or {NEW_RUN_FIX}"
+            ) from e
+        return ResumePoint(records=[e.record for e in self._done[:done]], guide=guide,
+                           frames=sum(e.frames for e in self._done[:done]))
+
+    def open_run(self, fingerprint: dict, chunks: int) -> Optional[ResumePoint]:
+        """Create or reopen the run folder as its one writer; return the finished chunks to skip, if any."""
+        fingerprint = _normal(fingerprint)
+        self.close()  # a sink opened again lets its previous folder go first
+        self.header, self._done, self._frames_total = None, [], 0
+        # 1. Which folder: 'new' never reads an existing state, so a damaged one is left alone.
+        has_state = (self.folder / STATE).exists() or (self.folder / STATE).is_symlink()
+        if self.on_existing == "new" and has_state:
+            folder = self._new_folder()
+            log.info("chunkwise: %s exists; starting a new run in %s", self.folder, folder)
+        else:
+            folder = self.folder
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise self._write_error(f"create the run folder {folder}", e) from e
+        # 2. Become its one writer before anything in it is read or changed.
+        lock = WriterLock(folder)
+        lock.acquire(take_over=True)
+        try:
+            with lock.writing():
+                self.folder = folder
+                scan = self._prepare(folder, fingerprint, has_state)
+                self._done = scan.entries
+                self._frames_total = sum(e.frames for e in scan.entries)
+                last = scan.entries[-1] if scan.entries else None
+                self._last_guide_sha = None
+                if last is not None:  # the next chunk records the guide it is made from
+                    self._last_guide_sha = last.guide_sha or file_sha256(folder / chunk_name(last.index) / GUIDE)
+                for entry in scan.entries:
+                    entry.files = {}  # the hashes are verify_run's business; the sink keeps only the records
+                point = self._resume_point(chunks)
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
+        return point
 
     # -- writing -----------------------------------------------------------
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Write as the folder's one writer: again after ``close`` if no other writer took it meanwhile."""
+        lock = self._lock
+        if lock is None or self.header is None:
+            raise ChunkwiseError("DiskSink.write_chunk called before open_run; the engine opens the run first")
+        again = not lock.held and not lock.superseded
+        if again:
+            lock.acquire(take_over=False)
+        try:
+            if again:
+                self._check_unchanged()
+            with lock.writing():
+                yield
+        finally:
+            if again:
+                lock.release()
+
+    def _check_unchanged(self) -> None:
+        try:
+            same = read_header(self.folder).get("run_id") == self.header.get("run_id")
+        except (ChunkwiseError, AttributeError):
+            same = False
+        if not same or (self.folder / chunk_name(len(self._done))).exists():
+            raise WriterRefused(
+                f"run folder {self.folder} changed after this run let it go (another writer opened it); this run "
+                "stops here. Queue the run again to continue the folder as it is now"
+            )
+
     def _write_error(self, what: str, e: BaseException) -> ChunkwiseError:
         """One clear error for any failure while writing: the cause, what is intact, and the fix."""
-        done = len(self.state["chunks"]) if self.state else 0
+        done = len(self._done)
         if isinstance(e, OSError):
             full = e.errno in (errno.ENOSPC, errno.EDQUOT)
             reason = "the disk is full" if full else (e.strerror or str(e))
@@ -421,51 +427,70 @@ class DiskSink:
             f"{fix} (or fix the folder's permissions) and queue the run again"
         )
 
+    def _fill(self, tmp: Path, index: int, frames: torch.Tensor, record: Optional[dict],
+              guide: torch.Tensor) -> ChunkEntry:
+        """The chunk's files in its temporary folder: PNG frames, the exact guide, then the record with their hashes."""
+        remove_path(tmp)
+        tmp.mkdir()
+        array = to_uint8(frames)
+        names = [frame_name(self._frames_total + t) for t in range(array.shape[0])]
+        for t, name in enumerate(names):
+            save_png(tmp / name, array[t], self.compress_level)
+        del array
+        save_guide(tmp / GUIDE, guide)
+        files = {name: file_sha256(tmp / name) for name in (*names, GUIDE)}
+        entry = ChunkEntry(index, self._frames_total, len(names), _normal(record or {}), files,
+                           after=self._last_guide_sha, run=self.header["run_id"])
+        with open(tmp / RECORD, "wb") as f:
+            f.write(json_bytes(entry.to_json()))
+        return entry
+
     def write_chunk(
         self, index: int, frames: torch.Tensor, *, record: Optional[dict] = None, guide: Optional[torch.Tensor] = None
     ) -> None:
-        if self.state is None:
-            raise ChunkwiseError("DiskSink.write_chunk called before open_run; the engine opens the run first")
-        done = len(self.state["chunks"])
-        if index != done:
-            raise ChunkwiseError(f"chunk {index} arrived out of order: the run folder expects chunk {done}")
-        if guide is None:
-            guide = frames[-1:]
-        start = sum(e["frames"] for e in self.state["chunks"])
-        final = self.folder / f"chunk_{index:04d}"
-        tmp = self.folder / f".chunk_{index:04d}.tmp-{os.getpid()}"
-        try:
-            # 1. Fill a temporary folder: PNG frames, then the exact guide.
-            _remove(tmp)
-            tmp.mkdir()
-            array = to_uint8(frames)
-            for t in range(array.shape[0]):
-                save_png(tmp / f"frame_{start + t:06d}.png", array[t], self.compress_level)
-            del array
-            save_guide(tmp / GUIDE, guide)
-            # 2. Flush its files and the folder, move it into place (replacing a leftover of an
-            #    interrupted write) and flush the run folder, before state.json lists it.
-            for path in sorted(tmp.iterdir()):
-                fsync_path(path)
-            fsync_path(tmp)
-            _remove(final)
-            os.replace(tmp, final)
-            fsync_path(self.folder)
-            # 3. Only now does the chunk count as finished.
-            entry = {"index": index, "start": start, "frames": int(frames.shape[0]), "record": record or {}}
-            state = {**self.state, "chunks": [*self.state["chunks"], entry]}
-            atomic_write_json(self.folder / STATE, _normal(state))
-            self.state = state
-        except Exception as e:
-            _remove(tmp)
-            raise self._write_error(f"write chunk {index} to {final}", e) from e
-        except BaseException:  # an interrupt: no half-filled folder stays behind either
-            _remove(tmp)
-            raise
+        with self._writing():
+            done = len(self._done)
+            if index != done:
+                raise ChunkwiseError(f"chunk {index} arrived out of order: the run folder expects chunk {done}")
+            final = self.folder / chunk_name(index)
+            tmp = self.folder / f".{final.name}.tmp-{os.getpid()}"
+            try:
+                # 1. Fill a temporary folder: frames, guide, the record naming their hashes.
+                entry = self._fill(tmp, index, frames, record, frames[-1:] if guide is None else guide)
+                # 2. Flush its files and the folder, move it into place (replacing a leftover of an interrupted
+                #    write) and flush the run folder: the rename is what makes the chunk finished.
+                for path in sorted(tmp.iterdir()):
+                    fsync_path(path)
+                fsync_path(tmp)
+                remove_path(final)
+                os.replace(tmp, final)
+                fsync_path(self.folder)
+            except Exception as e:
+                remove_path(tmp)
+                raise self._write_error(f"write chunk {index} to {final}", e) from e
+            except BaseException:  # an interrupt: no half-filled folder stays behind either
+                remove_path(tmp)
+                raise
+            self._last_guide_sha = entry.guide_sha
+            entry.files = {}
+            self._done.append(entry)
+            self._frames_total += entry.frames
 
     def write_report(self, report: dict) -> None:
         """Write ``report.json``, unless it would shrink: queued again for fewer chunks than the
-        folder holds, the run's report keeps describing every chunk ``state.json`` lists."""
+        folder holds, the run's report keeps describing every chunk the folder holds.
+
+        After ``close`` the sink takes the folder again for this; if another writer holds it by
+        then, the report is left to that one (logged)."""
+        if self._lock is None:
+            raise ChunkwiseError("DiskSink.write_report called before open_run; the engine opens the run first")
+        try:
+            with self._writing():
+                self._write_report(report)
+        except WriterRefused as e:
+            log.warning("chunkwise: report.json not written: %s", e)
+
+    def _write_report(self, report: dict) -> None:
         path = self.folder / REPORT
         new = report.get("chunks") if isinstance(report, dict) else None
         if isinstance(new, list) and path.is_file():
@@ -473,8 +498,7 @@ class DiskSink:
                 old = json.loads(path.read_text(encoding="utf-8")).get("chunks")
             except (OSError, ValueError, AttributeError):
                 old = None  # unreadable or damaged: replaced
-            held = len(self.state["chunks"]) if self.state else 0
-            if isinstance(old, list) and len(new) < len(old) <= held:
+            if isinstance(old, list) and len(new) < len(old) <= len(self._done):
                 log.info("chunkwise: kept %s (%d chunks); this run returned its first %d", path, len(old), len(new))
                 return
         try:
@@ -483,33 +507,35 @@ class DiskSink:
             raise self._write_error(f"write the report {path}", e) from e
 
     def close(self) -> None:
-        pass
+        """Let the run folder go (another process may then open it); reading back still works."""
+        if self._lock is not None:
+            self._lock.release()
 
     # -- reading back ------------------------------------------------------
 
-    def _entries(self) -> list[dict]:
-        if self.state is None:
+    def _entries(self) -> list[ChunkEntry]:
+        if self.header is None:
             raise ChunkwiseError("the run folder was not opened: no chunk was written")
-        entries = self.state["chunks"][: self.chunks]
+        entries = self._done[: self.chunks]
         if not entries:
             raise ChunkwiseError(f"no chunk was written to {self.folder}: nothing to read back")
         return entries
 
     def chunk_frames(self, index: int) -> torch.Tensor:
         entry = self._entries()[index]
-        folder = self.folder / f"chunk_{index:04d}"
-        return torch.stack([load_png(folder / f"frame_{entry['start'] + t:06d}.png") for t in range(entry["frames"])])
+        folder = self.folder / chunk_name(index)
+        return torch.stack([load_png(folder / frame_name(entry.start + t)) for t in range(entry.frames)])
 
     def video(self) -> torch.Tensor:
         """Every frame of the run's chunks, read back from the PNGs, ``[frames, H, W, 3]`` float."""
         entries = self._entries()
-        total = sum(e["frames"] for e in entries)
+        total = sum(e.frames for e in entries)
         out: Optional[torch.Tensor] = None
         pos = 0
         for i, entry in enumerate(entries):
-            folder = self.folder / f"chunk_{i:04d}"
-            for t in range(entry["frames"]):
-                frame = load_png(folder / f"frame_{entry['start'] + t:06d}.png")
+            folder = self.folder / chunk_name(i)
+            for t in range(entry.frames):
+                frame = load_png(folder / frame_name(entry.start + t))
                 if out is None:
                     out = torch.empty((total, *frame.shape), dtype=torch.float32)
                 out[pos] = frame
@@ -525,20 +551,21 @@ class DiskSink:
         """Each chunk's last frame, downscaled to ``overview_size``: ``[chunks, h, w, 3]``."""
         thumbs = []
         for i, entry in enumerate(self._entries()):
-            if entry["frames"] == 0:
+            if entry.frames == 0:
                 continue
-            last = self.folder / f"chunk_{i:04d}" / f"frame_{entry['start'] + entry['frames'] - 1:06d}.png"
+            last = self.folder / chunk_name(i) / frame_name(entry.start + entry.frames - 1)
             thumbs.append(thumbnail(load_png(last), self.overview_size))
         return torch.stack(thumbs)
 
     def records(self) -> list[dict]:
-        return [e["record"] for e in self._entries()]
+        return [e.record for e in self._entries()]
 
 
 __all__ = [
     "DiskSink",
     "ON_EXISTING",
     "RUN_FORMAT",
+    "WriterRefused",
     "atomic_write_json",
     "check_run_name",
     "fingerprint_diff",

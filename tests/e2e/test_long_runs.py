@@ -7,12 +7,12 @@ uninterrupted run; bad input is refused before anything is written.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 import torch
 from chunkwise.scripts.comfy_server import ComfyServerError
+from chunkwise.search.runs import finished_chunks
 from chunkwise.tests.e2e.tiny_prompts import TinySettings, frames_of, node_id, report_of
 
 NAME = "chunkwise_wan21_i2v_long_video"
@@ -24,13 +24,6 @@ SETTINGS = dict(chunks=CHUNKS, candidates=2, k=1, steps=6, seed=21)
 def streamed(tiny_prompt, run_name, **loop_inputs):
     inputs = {"run_name": run_name, "on_existing": "resume", **loop_inputs}
     return tiny_prompt(NAME, TinySettings(**SETTINGS), inputs={"ChunkwiseChunkLoop": inputs})
-
-
-def finished_chunks(folder) -> int:
-    try:
-        return len(json.loads((folder / "state.json").read_text())["chunks"])
-    except (OSError, ValueError, KeyError):
-        return 0
 
 
 def test_cancel_after_chunk_2_of_5_then_requeue_gives_identical_frames(server, tiny_prompt):

@@ -10,6 +10,7 @@ import pytest
 import torch
 from chunkwise.search import ChunkwiseError, Hooks, InterruptedRun, LoopSettings, SearchSettings, run_chunks
 from chunkwise.search import sinks as sinks_mod
+from chunkwise.search.runs import finished_chunks
 from chunkwise.search.sinks import DiskSink
 from chunkwise.tests.pure.toys import MeanColourScorer, ToyDenoiser, image
 
@@ -35,6 +36,11 @@ def interrupt_after(chunks_done):
     return Hooks(check_interrupt=check, on_chunk=on_chunk)
 
 
+def run_files(folder):
+    """The folder's entries but the writer lock (.writer.lock, .writer.json)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".writer."))
+
+
 def run(tmp_path, name, s, **kw):
     return run_chunks(ToyDenoiser(drift=0.2), MeanColourScorer(), image(seed=4), s, sink=DiskSink(tmp_path, name, **kw))
 
@@ -47,9 +53,8 @@ def test_interrupted_then_resumed_run_is_bit_identical_to_an_uninterrupted_one(t
     with pytest.raises(InterruptedRun):
         run_chunks(den, MeanColourScorer(), image(seed=4), s, sink=DiskSink(tmp_path, "cut"), hooks=interrupt_after(2))
     assert len(den.guides) == 3  # chunk 2 had started
-    state = json.loads((tmp_path / "cut" / "state.json").read_text())
-    assert [c["index"] for c in state["chunks"]] == [0, 1]
-    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == ["chunk_0000", "chunk_0001", "state.json"]
+    assert finished_chunks(tmp_path / "cut") == 2
+    assert run_files(tmp_path / "cut") == ["chunk_0000", "chunk_0001", "state.json"]
     # Queue the same run again: chunks 0-1 are skipped, 2-4 generated from the stored exact guide.
     den2 = ToyDenoiser(drift=0.2)
     resumed = run_chunks(den2, MeanColourScorer(), image(seed=4), s, sink=DiskSink(tmp_path, "cut"))
@@ -94,7 +99,7 @@ def test_a_finished_run_queued_again_for_fewer_chunks_keeps_the_whole_run_in_its
     assert fewer.restored == 2 and len(fewer.report["chunks"]) == 2  # the call returns what it was asked for
     # The run folder still holds three chunks, and its report.json still describes all three.
     folder = tmp_path / "short"
-    assert len(json.loads((folder / "state.json").read_text())["chunks"]) == 3
+    assert finished_chunks(folder) == 3
     assert json.loads((folder / "report.json").read_text())["chunks"] == first.report["chunks"]
 
 
@@ -136,8 +141,7 @@ def test_disk_full_mid_run_errors_clearly_and_the_run_resumes_after_space_is_fre
     with pytest.raises(ChunkwiseError, match=r"disk is full.*chunks 0\.\.1 are intact"):
         run(tmp_path, "disk", s)
     monkeypatch.undo()
-    state = json.loads((tmp_path / "disk" / "state.json").read_text())
-    assert len(state["chunks"]) == 2
+    assert finished_chunks(tmp_path / "disk") == 2
     resumed = run(tmp_path, "disk", s)
     assert resumed.restored == 2
     assert torch.equal(resumed.video(), run(tmp_path, "clean", s).video())

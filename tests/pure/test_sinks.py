@@ -1,17 +1,20 @@
-"""Tier 1: run folders (search/sinks.py): layout, atomic state, run names, disk errors; no ComfyUI."""
+"""Tier 1: run folders (search/sinks.py): layout, atomic chunk commits, run names, disk errors; no ComfyUI."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
+import shutil
 
 import pytest
 import torch
 from chunkwise.search import ChunkwiseError
 from chunkwise.search import sinks as sinks_mod
 from chunkwise.search.protocols import MemorySink
+from chunkwise.search.runs import read_header, scan_chunks
 from chunkwise.search.sinks import DiskSink, check_run_name, run_folder
 
 
@@ -22,6 +25,20 @@ def frames(seed, t=3, h=6, w=10):
 FP = {"settings": {"seed": 1}, "image": "abc"}
 
 
+def finished(folder):
+    """How many chunks the run folder holds, as a resume would find them."""
+    return len(scan_chunks(folder, read_header(folder)).entries)
+
+
+def temporary(folder):
+    return [p.name for p in folder.iterdir() if ".tmp-" in p.name]
+
+
+def run_files(folder):
+    """The folder's entries but the writer lock (.writer.lock, .writer.json: see test_run_lock.py)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".writer."))
+
+
 def test_chunks_are_written_as_png_and_exact_guide_with_state(tmp_path):
     sink = DiskSink(tmp_path, "run")
     assert sink.open_run(FP, chunks=2) is None
@@ -30,10 +47,16 @@ def test_chunks_are_written_as_png_and_exact_guide_with_state(tmp_path):
     sink.write_chunk(1, b, record={"index": 1, "chosen": 0}, guide=b[-1:])
     folder = tmp_path / "run"
     assert sorted(p.name for p in (folder / "chunk_0001").iterdir()) == [
-        "frame_000003.png", "frame_000004.png", "frame_000005.png", "guide.safetensors"]
+        "chunk.json", "frame_000003.png", "frame_000004.png", "frame_000005.png", "guide.safetensors"]
     state = json.loads((folder / "state.json").read_text())
-    assert state["format"] == "chunkwise.run/1" and state["fingerprint"] == FP
-    assert [c["record"]["chosen"] for c in state["chunks"]] == [1, 0]
+    assert state["format"] == "chunkwise.run/2" and state["fingerprint"] == FP and "chunks" not in state
+    records = [json.loads((folder / f"chunk_000{i}" / "chunk.json").read_text()) for i in (0, 1)]
+    assert [r["record"]["chosen"] for r in records] == [1, 0]
+    assert [(r["index"], r["start"], r["frames"]) for r in records] == [(0, 0, 3), (1, 3, 3)]
+    # Each record holds the hash of each of its files and of the guide its chunk was made from.
+    assert records[1]["files"]["frame_000004.png"] == hashlib.sha256(
+        (folder / "chunk_0001" / "frame_000004.png").read_bytes()).hexdigest()
+    assert records[1]["after"] == records[0]["files"]["guide.safetensors"] and records[0]["after"] is None
     # PNG frames are the 8-bit rounding of the floats, read back exactly.
     video = sink.video()
     assert video.shape == (6, 6, 10, 3)
@@ -41,7 +64,7 @@ def test_chunks_are_written_as_png_and_exact_guide_with_state(tmp_path):
     assert torch.equal(sink.last_chunk(), (b * 255).round() / 255)
     assert sink.overview().shape == (2, 6, 10, 3)
     # No temporary file is left behind.
-    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+    assert temporary(folder) == []
     # Reopening hands back the exact float guide, not the PNG.
     again = DiskSink(tmp_path, "run")
     point = again.open_run(FP, chunks=5)
@@ -112,23 +135,24 @@ def test_disk_full_gives_a_clear_error_and_earlier_chunks_stay_intact(tmp_path, 
     assert "queue the same run again" in str(err.value)
     after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before  # nothing half-written, nothing lost
-    # The state write failing (after the chunk folder moved in) is just as safe.
+    # The chunk's record failing to write (the last file before the rename) is just as safe.
     monkeypatch.undo()
-    real = sinks_mod.atomic_write_bytes
-
-    def state_fails(path, data):
-        if path.name == "state.json":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, data)
-
-    monkeypatch.setattr(sinks_mod, "atomic_write_bytes", state_fails)
-    with pytest.raises(ChunkwiseError, match="disk is full"):
+    monkeypatch.setattr(sinks_mod, "json_bytes", no_space)
+    with pytest.raises(ChunkwiseError, match=r"disk is full.*chunks 0\.\.1 are intact"):
         sink.write_chunk(2, frames(2), record={"index": 2})
     monkeypatch.undo()
-    state = json.loads((tmp_path / "full" / "state.json").read_text())
-    assert len(state["chunks"]) == 2
+    assert {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
     point = DiskSink(tmp_path, "full").open_run(FP, chunks=3)
-    assert len(point.records) == 2  # the unlisted chunk_0002 folder does not count
+    assert len(point.records) == 2 and finished(tmp_path / "full") == 2
+    # Once the rename went through the chunk is finished, even if flushing the run folder after it fails.
+    sink = DiskSink(tmp_path, "full")
+    sink.open_run(FP, chunks=3)
+    real = sinks_mod.fsync_path
+    monkeypatch.setattr(sinks_mod, "fsync_path", lambda p: no_space() if p == sink.folder else real(p))
+    with pytest.raises(ChunkwiseError, match=r"disk is full.*chunks 0\.\.1 are intact"):
+        sink.write_chunk(2, frames(2), record={"index": 2})
+    monkeypatch.undo()
+    assert len(DiskSink(tmp_path, "full").open_run(FP, chunks=3).records) == 3
 
 
 def test_a_non_os_write_error_removes_the_temporary_folder_and_errors_clearly(tmp_path, monkeypatch):
@@ -155,15 +179,15 @@ def test_a_non_os_write_error_removes_the_temporary_folder_and_errors_clearly(tm
     assert err.value.__cause__ is cause  # the original error stays chained
     after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before
-    assert not [p for p in sink.folder.iterdir() if p.name.startswith(".")]  # no .chunk_0002.tmp-PID left
+    assert temporary(sink.folder) == []  # no .chunk_0002.tmp-PID left
     # Any other failure while writing is just as clean, with its own reason named.
     monkeypatch.setattr(sinks_mod, "save_guide", lambda *_a: (_ for _ in ()).throw(RuntimeError("device lost")))
     with pytest.raises(ChunkwiseError, match=r"RuntimeError: device lost.*chunks 0\.\.1 are intact"):
         sink.write_chunk(2, frames(2), record={"index": 2})
-    assert not [p for p in sink.folder.iterdir() if p.name.startswith(".")]
+    assert temporary(sink.folder) == []
     monkeypatch.undo()
     sink.write_chunk(2, frames(2), record={"index": 2})  # the same sink goes on once the cause is gone
-    assert len(json.loads((sink.folder / "state.json").read_text())["chunks"]) == 3
+    assert finished(sink.folder) == 3
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to name the flushed files")
@@ -181,11 +205,11 @@ def test_chunk_files_their_folder_and_the_run_folder_are_flushed_before_and_afte
     monkeypatch.setattr(sinks_mod.os, "fsync", spy)
     sink.write_chunk(0, frames(0, t=2))
     tmp = str(folder / f".chunk_0000.tmp-{os.getpid()}")
-    names = [f"{tmp}/frame_000000.png", f"{tmp}/frame_000001.png", f"{tmp}/guide.safetensors"]
-    # Every file of the chunk, then its folder, while still under the temporary name (before the rename) ...
-    assert sorted(flushed[:3]) == names and flushed[3] == tmp
-    # ... then the run folder (the rename), state.json's temporary file, and the run folder again (the replace).
-    assert flushed[4:] == [str(folder), str(folder / f".state.json.tmp-{os.getpid()}"), str(folder)]
+    names = [f"{tmp}/{n}" for n in ("chunk.json", "frame_000000.png", "frame_000001.png", "guide.safetensors")]
+    # Every file of the chunk, its record included, then its folder, while still under the temporary name ...
+    assert sorted(flushed[:4]) == names and flushed[4] == tmp
+    # ... then the run folder (the rename, which finishes the chunk); nothing that lists the chunks is rewritten.
+    assert flushed[5:] == [str(folder)]
     flushed.clear()
     sink.write_report({"chunks": []})
     assert flushed == [str(folder / f".report.json.tmp-{os.getpid()}"), str(folder)]
@@ -196,20 +220,21 @@ def test_leftovers_of_a_killed_process_are_removed_when_the_run_is_opened(tmp_pa
     sink.open_run(FP, chunks=3)
     sink.write_chunk(0, frames(0))
     folder = sink.folder
-    # What a process killed mid-write (another pid) leaves: a half-filled chunk folder and a state temp file.
+    # What a process killed mid-write (another pid) leaves: a half-filled chunk folder and temporary files.
     (folder / ".chunk_0001.tmp-99999").mkdir()
     (folder / ".chunk_0001.tmp-99999" / "frame_000003.png").write_bytes(b"half")
     (folder / ".state.json.tmp-99999").write_text("{half")
     (folder / ".report.json.tmp-99998").write_text("{half")
+    (folder / ".writer.json.tmp-99997").write_text("{half")
     (folder / "notes.txt").write_text("mine")  # the user's own files stay
     point = DiskSink(tmp_path, "killed").open_run(FP, chunks=3)
     assert len(point.records) == 1
-    assert sorted(p.name for p in folder.iterdir()) == ["chunk_0000", "notes.txt", "state.json"]
+    assert run_files(folder) == ["chunk_0000", "notes.txt", "state.json"]
     # A run folder without a state yet (killed before its first chunk) is cleaned when it starts too.
     (tmp_path / "early").mkdir()
     (tmp_path / "early" / ".chunk_0000.tmp-4242").mkdir()
     assert DiskSink(tmp_path, "early").open_run(FP, chunks=1) is None
-    assert sorted(p.name for p in (tmp_path / "early").iterdir()) == ["state.json"]
+    assert run_files(tmp_path / "early") == ["state.json"]
 
 
 def test_a_shorter_report_never_replaces_the_report_of_a_longer_run(tmp_path):
@@ -244,7 +269,7 @@ def test_changed_settings_error_lists_the_differences_and_new_starts_a_fresh_fol
     fresh = DiskSink(tmp_path, "r", on_existing="new")
     assert fresh.open_run(other, chunks=2) is None
     assert fresh.folder == (tmp_path / "r-2").resolve()
-    assert len(json.loads((tmp_path / "r" / "state.json").read_text())["chunks"]) == 1  # untouched
+    assert finished(tmp_path / "r") == 1  # untouched
     with pytest.raises(ChunkwiseError, match="already holds a run with 1 finished"):
         DiskSink(tmp_path, "r", on_existing="error").open_run(FP, chunks=2)
     wiped = DiskSink(tmp_path, "r", on_existing="overwrite")
@@ -268,15 +293,26 @@ def test_a_damaged_state_file_is_refused_not_overwritten(tmp_path):
     with pytest.raises(ChunkwiseError, match="cannot read the run state"):
         DiskSink(tmp_path, "d", on_existing="error").open_run(FP, chunks=1)
     assert (tmp_path / "d" / "state.json").read_text() == "{not json"
-    # The right format with broken chunk entries: refused with the entry named, not a KeyError.
+    # The right format with a broken chunk record: refused with the chunk named, not a KeyError.
     good = DiskSink(tmp_path, "g")
-    good.open_run(FP, chunks=2)
-    good.write_chunk(0, frames(0))
-    state = json.loads((tmp_path / "g" / "state.json").read_text())
-    del state["chunks"][0]["start"]
-    (tmp_path / "g" / "state.json").write_text(json.dumps(state))
-    with pytest.raises(ChunkwiseError, match="chunk entry 0 is damaged.*'new run'"):
-        DiskSink(tmp_path, "g").open_run(FP, chunks=2)
+    good.open_run(FP, chunks=3)
+    for i in range(3):
+        good.write_chunk(i, frames(i))
+    path = tmp_path / "g" / "chunk_0001" / "chunk.json"
+    record = json.loads(path.read_text())
+    del record["start"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(ChunkwiseError, match=r"record of chunk 1 .*chunk_0001.* is damaged: start None, expected 3"
+                                             r".*chunks 0\.\.0 are intact: delete chunk_0001 and every later.*'new run'"):
+        DiskSink(tmp_path, "g").open_run(FP, chunks=3)
+    path.write_text("{half")
+    with pytest.raises(ChunkwiseError, match="record of chunk 1 .* is damaged: unreadable"):
+        DiskSink(tmp_path, "g").open_run(FP, chunks=3)
+    # Cleared the way the message says: the damaged chunk and the later ones deleted, the run resumes before them.
+    shutil.rmtree(tmp_path / "g" / "chunk_0001")
+    shutil.rmtree(tmp_path / "g" / "chunk_0002")
+    point = DiskSink(tmp_path, "g").open_run(FP, chunks=3)
+    assert len(point.records) == 1 and torch.equal(point.guide, frames(0)[-1:])
 
 
 def test_a_damaged_state_file_is_cleared_the_way_its_message_says(tmp_path):
