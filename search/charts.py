@@ -138,6 +138,8 @@ def _y_range(series: Sequence[Series], y_range, zero_line: bool) -> tuple[list[f
         if any(s.style == "bars" for s in series) or zero_line:
             values.append(0.0)
         lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+        pad = 0.04 * (hi - lo)  # so no marker sits on an axis line
+        lo, hi = lo - (pad if lo != 0.0 else 0.0), hi + (pad if hi != 0.0 else 0.0)
     else:
         lo, hi = y_range
     ticks = nice_ticks(lo, hi)
