@@ -31,6 +31,24 @@ A dimension whose model is missing is left out (its values null), with the
 reason and the file to provide in ``left_out``; nothing is downloaded, and no
 stand-in is ever reported under a VBench name.
 
+The numbers are VBench's when the encoders are VBench's models with its
+preprocessing (``dimensions[name].model`` records what was used):
+
+- subject consistency: :class:`~.dino.DinoEncoder` on dino_vitbase16_pretrain.pth
+  (VBench's ``dino_transform``: short side 224, no crop, ImageNet mean/std);
+- background consistency: OpenAI CLIP ViT-B/32, as an open_clip ``ViT-B-32``
+  checkpoint with ``pretrained_tag="openai"`` or a transformers
+  ``openai/clip-vit-base-patch32`` folder (ComfyUI's Load CLIP Vision does not
+  load ViT-B/32): both resize the short side to 224 (bicubic), centre-crop and
+  use OpenAI's mean/std, which is VBench's ``clip_transform(224)``;
+- aesthetic quality: OpenAI CLIP ViT-L/14 the same way (or a ComfyUI CLIP_VISION
+  of clip-vit-large-patch14, whose preprocessing is the same), with LAION's
+  sa_0_4_vit_l_14_linear.pth (``verifiers.load_aesthetic_head``);
+- motion smoothness: an interpolation callable wrapping AMT-S (not bundled).
+
+Other encoders (DINOv2, a bigger CLIP) run the same formulas, but their numbers
+are not comparable with VBench's tables.
+
 Format ``chunkwise.eval/1`` (keys are stable; tools and tests read them)::
 
     {"format": "chunkwise.eval/1",
@@ -106,8 +124,7 @@ MISSING = {
     "subject_consistency": "no DINO encoder given: provide VBench's DINO ViT-B/16 weights dino_vitbase16_pretrain.pth "
     "(facebookresearch/dino) or a transformers facebook/dino-vitb16 folder",
     "background_consistency": "no CLIP ViT-B/32 encoder given: provide OpenAI's ViT-B/32 weights (an open_clip "
-    "ViT-B-32 checkpoint with pretrained tag openai, a transformers openai/clip-vit-base-patch32 folder, or a "
-    "CLIP_VISION of it)",
+    "ViT-B-32 checkpoint with pretrained tag openai, or a transformers openai/clip-vit-base-patch32 folder)",
     "motion_smoothness": "no frame-interpolation model given: VBench rebuilds odd frames with AMT-S (amt-s.pth), "
     "which this pack does not bundle; pass an interpolation callable (interpolate(first, second) -> middle) "
     "to compute it",
