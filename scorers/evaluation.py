@@ -372,10 +372,12 @@ def evaluate_chunks(
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     count = 0
     for i, frames in enumerate(chunks):
-        if i >= len(sizes) or frames.shape[0] != sizes[i]:
+        if i >= len(sizes):
+            raise ChunkwiseError(f"got more than the {len(sizes)} chunks the layout lists (sizes {sizes})")
+        if frames.shape[0] != sizes[i]:
             raise ChunkwiseError(
-                f"chunk {i} has {frames.shape[0] if i < len(sizes) else '?'} frames, the layout says "
-                f"{sizes[i] if i < len(sizes) else 'none'} (sizes {sizes}); pass one size per chunk"
+                f"chunk {i} has {frames.shape[0]} frames, the layout says {sizes[i]} (sizes {sizes}); "
+                "pass one size per chunk"
             )
         values.add(frames, starts[i], starts[i] + sizes[i])
         count += 1

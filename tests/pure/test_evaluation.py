@@ -21,6 +21,7 @@ from chunkwise.scorers.evaluation import (
     EVAL_FORMAT,
     EvalModels,
     chunk_sizes,
+    evaluate_chunks,
     evaluate_run_folder,
     evaluate_video,
     load_evaluation,
@@ -255,6 +256,14 @@ def test_chunk_layouts_and_short_segments():
     assert ev["chunks"][0]["scores"]["temporal_flickering"] is None  # one frame: no pair
     assert ev["chunks"][1]["scores"]["motion_smoothness"] is None  # two frames: nothing to rebuild
     assert ev["chunks"][1]["scores"]["temporal_flickering"] == pytest.approx(1.0)
+    with pytest.raises(ChunkwiseError, match="chunk 0 has 3 frames, the layout says 2"):
+        evaluate_chunks(iter([static(3)]), [2])
+    with pytest.raises(ChunkwiseError, match="more than the 1 chunks the layout lists"):
+        evaluate_chunks(iter([static(2), static(2)]), [2])
+    with pytest.raises(ChunkwiseError, match="got 1 chunks, the layout lists 2"):
+        evaluate_chunks(iter([static(2)]), [2, 2])
+    with pytest.raises(ChunkwiseError, match="frames 2..3 are \\[4, 4\\], the video's first frames \\[8, 8\\]"):
+        evaluate_chunks(iter([static(2), static(2, h=4, w=4)]), [2, 2])
 
 
 # ---------------------------------------------------------------- what was computed, and what not
