@@ -18,6 +18,7 @@ from ..search.images import frame_indices, require_stride
 from ..search.protocols import CandidateScore, Scorer
 from .base import check_frames
 from .encoders import ImageEncoder, load_weights_file
+from .vbench import aesthetic_values, consistency_terms, flicker_from_mae, flicker_pair_mae, to_8bit
 
 
 class _Context:
@@ -44,6 +45,7 @@ class SubjectConsistency(Scorer):
     last, ``T' = len(F)``. In 0..1. ``frame_scores`` are the per-frame terms
     for ``t = 2..T'``. A one-frame sequence scores 1. VBench uses DINO ViT-B/16
     features; any encoder works (a DINOv2 CLIP_VISION or transformers folder).
+    The terms are :func:`~.vbench.consistency_terms`, which the evaluator shares.
     """
 
     name = "subject-consistency"
@@ -62,9 +64,7 @@ class SubjectConsistency(Scorer):
                 feats = torch.cat([guide_emb.to(feats.device), feats], dim=0)
             if feats.shape[0] < 2:
                 return CandidateScore(1.0, [])
-            to_first = (feats[1:] @ feats[0]).clamp(min=0)
-            to_prev = (feats[1:] * feats[:-1]).sum(dim=-1).clamp(min=0)
-            terms = ((to_first + to_prev) / 2).tolist()
+            terms = consistency_terms(feats).tolist()
             return CandidateScore(sum(terms) / len(terms), terms)
 
         return _Context(fn)
@@ -76,10 +76,6 @@ class SubjectConsistency(Scorer):
 # ---------------------------------------------------------------- temporal flicker
 
 
-def _to_8bit(frames: torch.Tensor) -> torch.Tensor:
-    return (frames.float().clamp(0, 1) * 255).round()
-
-
 class TemporalFlicker(Scorer):
     """VBench temporal flickering: frames quantised to 8 bits ``x_t`` (0..255)::
 
@@ -89,6 +85,7 @@ class TemporalFlicker(Scorer):
     1 for a frozen video, lower the more consecutive frames differ.
     ``frame_scores`` are ``(255 - d_t) / 255``. A one-frame preview scores 1.
     It rewards stillness as much as smoothness: pair it with :class:`MotionGuard`.
+    The formula is :func:`~.vbench.flicker_pair_mae`, which the evaluator shares.
     """
 
     name = "temporal-flicker"
@@ -97,10 +94,9 @@ class TemporalFlicker(Scorer):
         def fn(preview: torch.Tensor) -> CandidateScore:
             if preview.shape[0] < 2:
                 return CandidateScore(1.0, [])
-            x = _to_8bit(preview)
-            d = (x[1:] - x[:-1]).abs().mean(dim=(1, 2, 3))
+            d = flicker_pair_mae(to_8bit(preview))
             per_pair = ((255.0 - d) / 255.0).tolist()
-            return CandidateScore(float((255.0 - d.mean()) / 255.0), per_pair)
+            return CandidateScore(flicker_from_mae(d), per_pair)
 
         return _Context(fn)
 
@@ -224,7 +220,8 @@ class AestheticScore(Scorer):
 
     ``J`` = every ``frame_stride``-th frame plus the last. ``frame_scores``
     are the ``a_j / 10``. The head must take the encoder's embedding size
-    (768 for ViT-L/14); the guide is not used.
+    (768 for ViT-L/14); the guide is not used. The values are
+    :func:`~.vbench.aesthetic_values`, which the evaluator shares.
     """
 
     name = "aesthetic"
@@ -237,15 +234,7 @@ class AestheticScore(Scorer):
     def prepare(self, guide: torch.Tensor, anchor: Optional[torch.Tensor] = None) -> _Context:
         def fn(preview: torch.Tensor) -> CandidateScore:
             emb = self.encoder.encode(preview[frame_indices(preview.shape[0], self.frame_stride)])
-            expected = getattr(self.head, "in_features", emb.shape[-1])
-            if emb.shape[-1] != expected:
-                raise ChunkwiseError(
-                    f"aesthetic head takes {expected}-dim embeddings, encoder {self.encoder.describe()!r} gives "
-                    f"{emb.shape[-1]}; use a CLIP ViT-L/14 encoder (768) with a LAION ViT-L/14 head"
-                )
-            with torch.no_grad():
-                param = next(self.head.parameters())
-                a = self.head(emb.to(param.device, param.dtype)).float() / 10.0
+            a = aesthetic_values(emb, self.head, self.encoder.describe())
             return CandidateScore(float(a.mean()), a.tolist())
 
         return _Context(fn)
