@@ -3,7 +3,8 @@
 It loops internally (not by graph expansion, whose per-iteration outputs stay
 cached until the prompt ends), so it shows exact progress, stops cleanly on
 Cancel between candidates and chunks, and holds only what the next chunk needs.
-
+It shows what every run sets; the cost and streaming options come from a
+Search Options node (``nodes/search_options.py``) on its ``options`` input.
 
 Long runs lose nothing: with a ``run_name`` every finished chunk is streamed to
 ``<output>/chunkwise/<run_name>/`` (PNG frames, the exact float guide frame and
@@ -13,17 +14,16 @@ skips the finished chunks and gives a bit-identical video.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Optional
 
 import comfy.model_management
 import folder_paths
 import torch
 from comfy_api.latest import io
 
-from ..search.colour import COLOUR_METHODS
 from ..search.engine import LoopSettings, SearchSettings, run_chunks
 from ..search.errors import ChunkwiseError
 from ..search.noise import SEED_MODULUS
@@ -31,16 +31,15 @@ from ..search.protocols import MemorySink
 from ..search.report import dumps, summarize
 from ..search.sinks import DiskSink, check_run_name
 from .chunk_nodes import MODES
+from .fingerprint import binding_fingerprint, scorer_fingerprint
 from .plot import score_plot
 from .plumbing import comfy_hooks, resolve_scorer, widget_problem
-from .types import I2V, SCORER
+from .search_options import LoopOptions, SearchOptions, legacy_prompt_inputs, migrate_legacy_inputs
+from .types import I2V, SCORER, SEARCH_OPTIONS
 
 log = logging.getLogger("chunkwise")
 
 MODE_TO_ENGINE = {"short schedule": "short", "truncated": "truncated"}
-RETURN_FRAMES = ["all frames", "last chunk + overview"]
-ON_EXISTING = {"resume": "resume", "new run": "new", "error": "error"}
-PREVIEW_DECODE = {"full VAE": "vae", "approximate (latent to RGB)": "approx"}
 RUNS_SUBFOLDER = "chunkwise"
 OVERVIEW_SIZE = 256
 
@@ -83,143 +82,6 @@ def as_one_rgb_image(image) -> torch.Tensor:
     return image
 
 
-SAMPLE_VALUES = 64
-"""Values read from the start of every weight tensor for a fingerprint (cheap even for 14B models)."""
-
-
-def _digest_options(patcher, h) -> None:
-    """What a ModelPatcher changes besides weights: its sampling schedule (ModelSamplingSD3's shift,
-    ModelSamplingDiscrete ...), object patches and model options (cfg functions such as
-    VideoLinearCFGGuidance, with the numbers their closures hold)."""
-    get = getattr(patcher, "get_model_object", None)
-    if callable(get):
-        try:
-            sampling = get("model_sampling")
-        except Exception:  # noqa: BLE001 - a model without a schedule has nothing to add
-            sampling = None
-        sigmas = getattr(sampling, "sigmas", None)
-        if isinstance(sigmas, torch.Tensor):
-            h.update(f"{type(sampling).__name__}".encode())
-            h.update(sigmas.detach().to("cpu", torch.float64).numpy().tobytes())
-    for key in sorted(getattr(patcher, "object_patches", {}) or {}):
-        h.update(f"object:{key}:{type(patcher.object_patches[key]).__name__}".encode())
-
-    def describe(value, depth=0) -> str:
-        if callable(value):
-            cells = [c.cell_contents for c in (getattr(value, "__closure__", None) or ())
-                     if isinstance(getattr(c, "cell_contents", None), (int, float, str, bool))]
-            return f"{getattr(value, '__qualname__', type(value).__name__)}{cells}"
-        if isinstance(value, dict) and depth < 3:
-            return "{" + ",".join(f"{k}:{describe(v, depth + 1)}" for k, v in sorted(value.items(), key=str)) + "}"
-        if isinstance(value, (list, tuple)) and depth < 3:
-            return "[" + ",".join(describe(v, depth + 1) for v in value) + "]"
-        if isinstance(value, (int, float, str, bool)) or value is None:
-            return repr(value)
-        return type(value).__name__
-
-    options = getattr(patcher, "model_options", None)
-    if isinstance(options, dict):
-        h.update(describe(options).encode())
-
-
-def _digest_module(obj, h) -> bool:
-    """Feed a model's identity into ``h``: every weight's name, shape, dtype and first values.
-
-    For a ComfyUI ModelPatcher the original weight is read where a patch (a LoRA) has
-    replaced it in place, so the digest does not depend on whether the model happens
-    to be loaded; the patches enter through their keys and strengths instead, and the
-    patcher's schedule, object patches and model options through :func:`_digest_options`.
-    """
-    backup = getattr(obj, "backup", None)
-    backup = backup if isinstance(backup, dict) else {}
-    patches = getattr(obj, "patches", None)
-    if isinstance(patches, dict) and patches:
-        for key in sorted(patches):
-            strengths = [(float(p[0]), float(p[2])) for p in patches[key] if isinstance(p, tuple) and len(p) > 2
-                         and isinstance(p[0], (int, float)) and isinstance(p[2], (int, float))]
-            h.update(f"{key}{strengths}".encode())
-    if hasattr(obj, "model_options"):
-        _digest_options(obj, h)
-    for attr in ("model", "first_stage_model", "diffusion_model", "transformer", "unet"):
-        inner = getattr(obj, attr, None)
-        if isinstance(inner, torch.nn.Module):
-            obj = inner
-            break
-    if not isinstance(obj, torch.nn.Module):
-        return False
-    params = list(obj.state_dict().items())
-    h.update(f"{type(obj).__name__}|{len(params)}".encode())
-    for name, t in params:
-        if name in backup:
-            t = backup[name].weight
-        t = t.detach()
-        flat = t.reshape(-1) if t.is_contiguous() else t.flatten()
-        sample = flat[:SAMPLE_VALUES].to("cpu", torch.float32)
-        h.update(f"{name}{list(t.shape)}{t.dtype}".encode())
-        h.update(sample.numpy().tobytes())
-    return True
-
-
-def _modules_of(obj, depth: int = 0, seen=None) -> list:
-    """Torch modules (or ComfyUI model wrappers) a scorer holds, in a stable order, to fingerprint its weights."""
-    seen = seen if seen is not None else set()
-    if obj is None or id(obj) in seen or depth > 3:
-        return []
-    seen.add(id(obj))
-    if isinstance(obj, torch.nn.Module) or isinstance(getattr(obj, "model", None), torch.nn.Module):
-        return [obj]
-    if isinstance(obj, (list, tuple)):
-        return [m for item in obj for m in _modules_of(item, depth + 1, seen)]
-    found = []
-    for key in sorted(getattr(obj, "__dict__", {})):
-        if key.startswith("_"):
-            continue
-        found += _modules_of(getattr(obj, key), depth + 1, seen)
-    return found
-
-
-def scorer_fingerprint(scorer) -> str:
-    """A digest of the weights a scorer scores with (its CLIP model, a DINO model, an aesthetic head):
-    another CLIP file changes every choice, so a run folder made with one must not be resumed with another."""
-    h = hashlib.sha256()
-    modules = _modules_of(scorer)
-    for module in modules:
-        _digest_module(module, h)
-    return h.hexdigest()[:16] if modules else "no weights"
-
-
-def binding_fingerprint(i2v) -> dict:
-    """Facts about the bound model that change the frames but not its settings text: a sample of
-    the model's and VAE's weights and the text conditioning. Best effort: a part that cannot be
-    read is named as unknown (then only the settings protect a resumed run)."""
-    out = {}
-    family = getattr(i2v, "family", None)
-    parts = {
-        "model": getattr(i2v, "model", None),
-        "model_low_noise": getattr(i2v, "model_low_noise", None),
-        "vae": getattr(i2v, "vae", None),
-        "clip_vision": getattr(family, "clip_vision", None),
-    }
-    for key, obj in parts.items():
-        if obj is None:
-            continue
-        h = hashlib.sha256()
-        try:
-            out[key] = h.hexdigest()[:16] if _digest_module(obj, h) else type(obj).__name__
-        except Exception as e:  # a model we cannot read must not stop the run: it only weakens the check
-            log.warning("chunkwise: could not fingerprint the %s (%s); resume checks only the settings", key, e)
-            out[key] = "unknown"
-    for key in ("positive", "negative"):
-        cond = getattr(family, key, None)
-        if isinstance(cond, list):
-            h = hashlib.sha256()
-            for item in cond:
-                if item and isinstance(item[0], torch.Tensor):
-                    h.update(item[0].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-            out[key] = h.hexdigest()[:16]
-    return out
-
-
 def binding_steps(i2v) -> int:
     steps = getattr(i2v, "steps", None)
     if not isinstance(steps, int) or steps < 1:
@@ -228,6 +90,23 @@ def binding_steps(i2v) -> int:
             "(ChunkwiseI2VSVD, ChunkwiseI2VWan or ChunkwiseDiffusersI2V)"
         )
     return steps
+
+
+def loop_settings(chunks, candidates, k, preview_mode, seed, search, drop_first_frame, options: LoopOptions,
+                  steps: int) -> LoopSettings:
+    """The run's settings from ChunkLoop's widgets, its options and the binding's steps (not yet validated)."""
+    return LoopSettings(
+        chunks=chunks,
+        seed=seed,
+        drop_first_frame=drop_first_frame,
+        colour_anchor=options.colour_anchor,
+        colour_method=options.colour_method,
+        search=SearchSettings(
+            candidates=candidates, k=k, steps=steps, preview_mode=MODE_TO_ENGINE[preview_mode], enabled=search,
+            candidate_batch=options.candidate_batch, preview_stride=options.preview_stride,
+            preview_decode=options.preview_decode, accept_score=options.accept_score, halving_k=options.halving_k,
+        ),
+    )
 
 
 class ChunkLoop(io.ComfyNode):
@@ -240,7 +119,9 @@ class ChunkLoop(io.ComfyNode):
             description="Generate a long video chunk by chunk: each chunk starts from the last frame of the one "
                         "before, and before each chunk m candidate noises are previewed with k steps, scored, and "
                         "only the best is fully denoised. Candidates 1 (or search off) is the naive baseline. "
-                        "Cost per chunk: m*k + s model evaluations (m*k + s - k when truncated previews resume).",
+                        "Cost per chunk: m*k + s model evaluations (m*k + s - k when truncated previews resume). "
+                        "What it returns, run-folder handling, colour anchoring and the cost options come from a "
+                        "Search Options node on its options input.",
             inputs=[
                 I2V.Input("i2v", tooltip="An I2V Model node: the model bound to its conditioning and sampler settings."),
                 io.Image.Input("image", tooltip="The first frame of the video (one image). A batch: the first "
@@ -277,53 +158,10 @@ class ChunkLoop(io.ComfyNode):
                                         "loses at most the chunk in progress; queue again to resume. Costs disk "
                                         "space and PNG writing time. One folder name: no '/', '\\' or '..'. "
                                         "To resume, keep every setting and set the seed widget to 'fixed'."),
-                io.Combo.Input("return_frames", options=RETURN_FRAMES, default="all frames", optional=True,
-                               tooltip="all frames: the whole video as one IMAGE (memory grows with the length). "
-                                       "last chunk + overview: only the last chunk, plus the overview output (each "
-                                       "chunk's last frame, small); with a run_name the full video is in the run "
-                                       "folder and memory stays flat however many chunks."),
-                io.Combo.Input("on_existing", options=list(ON_EXISTING), default="resume", optional=True,
-                               tooltip="When output/chunkwise/<run_name> already holds a run. resume: skip its "
-                                       "finished chunks and continue (the same settings are required; changed "
-                                       "settings stop with an error naming them, never a mixed video). new run: "
-                                       "start <run_name>-2, -3 ... and keep the old one. error: refuse."),
-                io.Float.Input("colour_anchor", default=0.0, min=0.0, max=1.0, step=0.05, optional=True,
-                               tooltip="Colour anchoring strength. 0: off. Up to 1: match each chunk's colour "
-                                       "statistics (mean and spread per channel) to the input image before its "
-                                       "last frame starts the next chunk, so colour, contrast and saturation stop "
-                                       "creeping. Higher holds colours better but also pulls back colour changes "
-                                       "the scene should have (sunsets, cuts)."),
-                io.Combo.Input("colour_method", options=list(COLOUR_METHODS), default="lab", optional=True,
-                               tooltip="lab: match mean/std per CIE Lab channel (lightness apart from colour; "
-                                       "corrects casts and saturation, recommended). rgb: per RGB channel (simpler, "
-                                       "moves brightness and colour together)."),
-                io.Int.Input("candidate_batch", default=1, min=1, max=64, optional=True,
-                             tooltip="Candidates sampled together in one batched model call per step (Wan along "
-                                     "the batch dimension, SVD as stacked videos). Same results to float rounding, "
-                                     "better GPU use, more memory; on out-of-memory the batch is halved and "
-                                     "retried automatically. Ancestral/SDE samplers sample one at a time (one "
-                                     "seed per call). 1: one candidate at a time."),
-                io.Int.Input("preview_frame_stride", default=1, min=1, max=64, optional=True,
-                             tooltip="Score every n-th preview frame (the first and last always). Fewer frames "
-                                     "decoded (where the VAE decodes frames separately, as SVD's) and encoded by "
-                                     "the scorer; misses drift between the scored frames. 1: every frame."),
-                io.Combo.Input("preview_decode", options=list(PREVIEW_DECODE), default="full VAE", optional=True,
-                               tooltip="full VAE: previews decoded by the real VAE (what the paper scores). "
-                                       "approximate: ComfyUI's linear latent-to-RGB factors, one frame per latent "
-                                       "frame at latent resolution; almost free, but cruder, so the scorer may "
-                                       "pick a different winner. The chosen chunk is always fully decoded."),
-                io.Float.Input("accept_score", default=0.0, min=-10.0, max=10.0, step=0.01, optional=True,
-                               tooltip="Early accept. 0: off. Otherwise candidates are previewed one after "
-                                       "another and the search stops at the first whose score reaches this "
-                                       "(e.g. 0.9 for CLIP min-cosine; scorers with negative scores take negative "
-                                       "thresholds): saves (m - drawn) x k evaluations on easy "
-                                       "chunks, but may settle for a worse candidate than the full search."),
-                io.Int.Input("halving_k", default=0, min=0, max=1000, optional=True,
-                             tooltip="Successive halving. 0: off. Otherwise all m candidates are previewed with "
-                                     "this many steps, the better half is extended, and so on up to k steps: "
-                                     "fewer evaluations than m*k, with the same winner in most chunks. Saves most "
-                                     "with truncated previews; short previews restart each rung, so use a small "
-                                     "value (1 or 2). Must be smaller than k; cannot be combined with accept_score."),
+                SEARCH_OPTIONS.Input("options", optional=True,
+                                     tooltip="A Search Options node: what the run returns, what it does with an "
+                                             "existing run folder, colour anchoring and the cost options of the "
+                                             "search. Unconnected: the defaults (the paper's search, all frames)."),
             ],
             outputs=[
                 io.Image.Output("video", tooltip="All frames of all chunks, ready for a video-combine/save node."),
@@ -333,74 +171,52 @@ class ChunkLoop(io.ComfyNode):
                 io.Image.Output("overview", tooltip=f"Each chunk's last frame, longer side at most {OVERVIEW_SIZE} "
                                                     "pixels: a small overview of a long run."),
             ],
-            hidden=[io.Hidden.unique_id],
+            hidden=[io.Hidden.unique_id, io.Hidden.prompt],
         )
 
     @classmethod
-    def validate_inputs(cls, chunks=None, candidates=None, k=None, run_name=None, colour_anchor=None,
-                        candidate_batch=None, preview_frame_stride=None, accept_score=None, halving_k=None):
-        problem = widget_problem(cls, chunks=chunks, candidates=candidates, k=k, candidate_batch=candidate_batch,
-                                 preview_frame_stride=preview_frame_stride, halving_k=halving_k,
-                                 colour_anchor=colour_anchor, accept_score=accept_score,
-                                 fixes={"colour_anchor": "use 0 for off", "accept_score": "use 0 for off"})
+    def validate_inputs(cls, chunks=None, candidates=None, k=None, preview_mode=None, seed=None, search=None,
+                        run_name=None):
+        problem = widget_problem(cls, chunks=chunks, candidates=candidates, k=k, preview_mode=preview_mode, seed=seed)
         if problem:
             return problem
-        if halving_k and k is not None and halving_k >= k:
-            return f"halving_k must be smaller than k, got halving_k={halving_k}, k={k}; use e.g. {max(1, k // 4)} or 0"
-        if halving_k and accept_score:
-            return "accept_score (early accept) and halving_k (successive halving) cannot be combined; set one to 0"
         if run_name:
             try:
                 check_run_name(run_name)
             except ChunkwiseError as e:
                 return str(e)
+        if None in (chunks, candidates, k, preview_mode, seed, search):
+            return True  # a linked value: checked when the node runs
+        # The options arrive through a link and the steps through the I2V link, so neither is known
+        # here: the default options, and k + 1 standing in for the steps (the rules that need the
+        # real ones run in execute).
+        try:
+            loop_settings(chunks, candidates, k, preview_mode, seed, search, True, LoopOptions(), k + 1).validate()
+        except ChunkwiseError as e:
+            return str(e)
         return True
 
     @classmethod
     def execute(cls, i2v, image, chunks, candidates, k, preview_mode, seed, search, drop_first_frame,
-                clip_vision=None, scorer=None, run_name="", return_frames="all frames", on_existing="resume",
-                colour_anchor=0.0, colour_method="lab", candidate_batch=1, preview_frame_stride=1,
-                preview_decode="full VAE", accept_score=0.0, halving_k=0) -> io.NodeOutput:
-        # 1. Settings and inputs, checked before any model work.
-        steps = binding_steps(i2v)
-        pick = "pick one from the widget's list"
-        problem = widget_problem(cls, preview_decode=preview_decode, return_frames=return_frames,
-                                 on_existing=on_existing, fixes=dict.fromkeys(("preview_decode", "return_frames",
-                                                                               "on_existing"), pick))
-        if problem:
-            raise ChunkwiseError(problem)
-        settings = LoopSettings(
-            chunks=chunks,
-            seed=seed,
-            drop_first_frame=drop_first_frame,
-            colour_anchor=float(colour_anchor),
-            colour_method=colour_method,
-            search=SearchSettings(
-                candidates=candidates, k=k, steps=steps, preview_mode=MODE_TO_ENGINE[preview_mode], enabled=search,
-                candidate_batch=candidate_batch, preview_stride=preview_frame_stride,
-                preview_decode=PREVIEW_DECODE[preview_decode], accept_score=float(accept_score) or None,
-                halving_k=halving_k,
-            ),
-        ).validate()
-        if settings.search.searching and k >= steps:
-            raise ChunkwiseError(
-                f"k (preview steps) must be smaller than the I2V model's steps, got k={k}, steps={steps}; a preview "
-                f"as long as the full run costs as much as it: lower k (e.g. {max(1, steps // 6)}) or raise steps"
-            )
+                clip_vision=None, scorer=None, run_name="", options: Optional[LoopOptions] = None,
+                **legacy) -> io.NodeOutput:
+        # 1. Settings and inputs, checked before any model work. ``legacy``: options given as ChunkLoop's
+        #    own inputs (a workflow saved before they moved to Search Options), as keywords or in the prompt.
+        options = migrate_legacy_inputs(options, legacy_prompt_inputs(getattr(cls, "hidden", None)) | legacy)
+        settings = loop_settings(chunks, candidates, k, preview_mode, seed, search, drop_first_frame, options,
+                                 binding_steps(i2v)).validate()
         image = as_one_rgb_image(image)
         verifier = resolve_scorer(clip_vision, scorer, needed=settings.search.searching)
         node_id = getattr(getattr(cls, "hidden", None), "unique_id", None)
 
         # 2. Where the frames go: a run folder (streamed, resumable) or memory.
         if run_name:
-            sink = DiskSink(runs_directory(), run_name, on_existing=ON_EXISTING[on_existing],
-                            overview_size=OVERVIEW_SIZE)
+            sink = DiskSink(runs_directory(), run_name, on_existing=options.on_existing, overview_size=OVERVIEW_SIZE)
             fingerprint = binding_fingerprint(i2v)
             if verifier is not None:
                 fingerprint["scorer_weights"] = scorer_fingerprint(verifier)
         else:
-            keep = "all" if return_frames == "all frames" else "last"
-            sink, fingerprint = MemorySink(keep=keep, overview_size=OVERVIEW_SIZE), None
+            sink, fingerprint = MemorySink(keep=options.keep_frames, overview_size=OVERVIEW_SIZE), None
         hooks = comfy_hooks(settings.chunks * settings.search.nfe_per_chunk(), node_id=node_id)
 
         # 3. The loop, with progress and Cancel between candidates and chunks; finished chunks stay on disk.
@@ -414,10 +230,10 @@ class ChunkLoop(io.ComfyNode):
         if result.restored:
             text += f"\n(resumed: chunks 0..{result.restored - 1} read back from {sink.folder})"
         log.info("%s", text)
-        video = sink.video() if return_frames == "all frames" else sink.last_chunk()
+        video = sink.video() if options.keep_frames == "all" else sink.last_chunk()
         folder = str(sink.folder) if run_name else ""
         ui = {"text": [text], "report": [json.dumps(report)], "run_folder": [folder]}
         return io.NodeOutput(video, dumps(report), score_plot(report), folder, sink.overview(), ui=ui)
 
 
-LOOP_NODES = [ChunkLoop]
+LOOP_NODES = [ChunkLoop, SearchOptions]

@@ -18,3 +18,6 @@ SCORES = io.Custom("CHUNKWISE_SCORES")
 
 SCORER = io.Custom("CHUNKWISE_SCORER")
 """A verifier: anything implementing search.protocols.Scorer."""
+
+SEARCH_OPTIONS = io.Custom("CHUNKWISE_SEARCH_OPTIONS")
+"""ChunkLoop's cost and streaming options, from a Search Options node (nodes.search_options.LoopOptions)."""

@@ -1,5 +1,6 @@
 """Tier 2: ChunkLoop.execute on the tiny SVD and Wan bindings, CPU: frames, report, plot,
-streaming to a run folder, resume after a real ComfyUI interrupt, and bad input."""
+streaming to a run folder, resume after a real ComfyUI interrupt, bad input, the Search Options
+node, and the options of workflows saved while they were ChunkLoop's own inputs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import folder_paths
 import pytest
 import torch
 from chunkwise.nodes.bindings import I2VSVD, I2VWan
-from chunkwise.nodes.loop import ChunkLoop, as_one_rgb_image, binding_fingerprint
+from chunkwise.nodes.fingerprint import binding_fingerprint
+from chunkwise.nodes.loop import ChunkLoop, as_one_rgb_image
+from chunkwise.nodes.plot import HEIGHT, MARGIN, WIDTH
+from chunkwise.nodes.search_options import SearchOptions
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.runs import finished_chunks
 from chunkwise.tests.comfy import tiny
@@ -43,6 +47,47 @@ def outdir(tmp_path, monkeypatch):
 
 def start_image(seed=0, h=40, w=56):
     return torch.rand((1, h, w, 3), generator=torch.Generator().manual_seed(seed)) * 0.6 + 0.2
+
+
+RED, GREY = (200, 30, 30), (120, 120, 120)
+
+
+def assert_plot_marks_the_scores(plot, report):
+    """The score plot draws every scored candidate where nodes/plot.py's axes put its score: each
+    winner a red disc, every other candidate a grey ring, nothing red beyond the winners' columns."""
+    assert plot.shape == (1, HEIGHT, WIDTH, 3)
+    pixels = (plot[0] * 255).round().to(torch.int64)
+    chunks = report["chunks"]
+    scored = [(c["index"], cand["score"], j == c["chosen"]) for c in chunks
+              for j, cand in enumerate(c["candidates"]) if cand["score"] is not None]
+    lo, hi = min(v for _, v, _ in scored), max(v for _, v, _ in scored)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    left, top, right, bottom = MARGIN, MARGIN // 2, WIDTH - MARGIN // 2, HEIGHT - MARGIN
+    n = max(1, len(chunks) - 1)
+    marks = [(round(left + 10 + (right - left - 20) * (i / n if len(chunks) > 1 else 0.5)),
+              round(bottom - 10 - (bottom - top - 20) * (v - lo) / (hi - lo)), chosen) for i, v, chosen in scored]
+
+    def box(x, y, r):
+        return pixels[y - r:y + r + 1, x - r:x + r + 1]
+
+    winners = [(x, y) for x, y, chosen in marks if chosen]
+    assert len(winners) == len(chunks)
+    for x, y in winners:
+        assert (box(x, y, 2) == torch.tensor(RED)).all(), f"no red disc at the winner's score ({x}, {y})"
+    for x, y, chosen in marks:
+        if chosen or any(abs(x - wx) + abs(y - wy) <= 8 for wx, wy in winners):
+            continue  # drawn under a winner's disc
+        assert (box(x, y, 3) == torch.tensor(GREY)).all(-1).any(), f"no grey ring at a candidate's score ({x}, {y})"
+        assert not (pixels[y, x] == torch.tensor(RED)).all()
+    red_columns = (pixels == torch.tensor(RED)).all(-1).any(0).nonzero().flatten()
+    xs = [x for x, _ in winners]
+    assert red_columns.min() >= min(xs) - 4 and red_columns.max() <= max(xs) + 4
+
+
+def opts(**widgets):
+    """A Search Options node's output with these widget values."""
+    return SearchOptions.execute(**widgets)[0]
 
 
 def loop(i2v, scoring, image=None, **kw):
@@ -87,7 +132,7 @@ def test_chunk_loop_makes_the_video_report_plot_and_overview(plain, family, outd
         scores = [cand["score"] for cand in c["candidates"]]
         assert len(scores) == M
         assert c["chosen"] == max(range(M), key=lambda j: (scores[j], -j))
-    assert plot.ndim == 4 and plot.shape[0] == 1 and plot.shape[-1] == 3
+    assert_plot_marks_the_scores(plot, report)
     assert folder == ""
     assert overview.shape == (CHUNKS, h, w, 3)
     assert torch.equal(overview[-1], video[-1])
@@ -122,7 +167,7 @@ def test_streamed_run_interrupted_by_cancel_resumes_to_identical_frames(bound, p
 
     # last chunk + overview returns the last chunk only (no model work); the whole video stays in the folder.
     nfe_before = i2v.nfe
-    last = loop(i2v, scoring, run_name="cut", return_frames="last chunk + overview").result
+    last = loop(i2v, scoring, run_name="cut", options=opts(return_frames="last chunk + overview")).result
     assert i2v.nfe == nfe_before
     assert torch.equal(last[0], resumed.result[0][-(FRAMES[family] - 1):])
     assert last[4].shape[0] == CHUNKS
@@ -137,9 +182,9 @@ def test_changed_settings_on_a_run_folder_are_refused_and_new_run_starts_beside_
     with pytest.raises(ChunkwiseError, match="image"):
         loop(i2v, scoring, chunks=1, run_name="r", image=start_image(seed=9))
     with pytest.raises(ChunkwiseError, match="already holds a run"):
-        loop(i2v, scoring, chunks=1, run_name="r", on_existing="error")
+        loop(i2v, scoring, chunks=1, run_name="r", options=opts(on_existing="error"))
     assert sorted(p.name for p in (outdir / "chunkwise" / "r").rglob("*")) == files
-    other = loop(i2v, scoring, chunks=1, run_name="r", seed=6, on_existing="new run").result
+    other = loop(i2v, scoring, chunks=1, run_name="r", seed=6, options=opts(on_existing="new run")).result
     assert other[3].endswith("r-2")
 
 
@@ -165,7 +210,7 @@ def test_bad_input_gets_a_clear_error_before_any_work(bound, outdir):
         ({"k": STEPS}, r"k \(preview steps\) must be smaller.*k=3, steps=3"),
         ({"run_name": "../outside"}, "run name"),
         ({"run_name": "/abs"}, "run name"),
-        ({"colour_anchor": 1.5}, "colour_anchor strength must be in 0..1, got 1.5"),
+        ({"options": opts(colour_anchor=1.5)}, "colour_anchor strength must be in 0..1, got 1.5"),
         ({"image": torch.full((1, 8, 8, 3), float("nan"))}, "NaN"),
         ({"image": torch.rand(1, 8, 8, 5)}, "got 5"),
     ]:
@@ -175,8 +220,9 @@ def test_bad_input_gets_a_clear_error_before_any_work(bound, outdir):
     assert ChunkLoop.validate_inputs(chunks=0) == "chunks must be between 1 and 1000, got 0"
     assert "between 1 and 64, got 0" in ChunkLoop.validate_inputs(candidates=0)
     assert "'..'" in ChunkLoop.validate_inputs(run_name="a/../b") or "/" in ChunkLoop.validate_inputs(run_name="a/../b")
-    assert "colour_anchor" in ChunkLoop.validate_inputs(colour_anchor=-0.1)
-    assert ChunkLoop.validate_inputs(chunks=3, candidates=4, k=2, run_name="ok name", colour_anchor=0.5) is True
+    assert "got 'sideways'" in ChunkLoop.validate_inputs(preview_mode="sideways")
+    assert ChunkLoop.validate_inputs(chunks=3, candidates=4, k=2, preview_mode="truncated", seed=0, search=True,
+                                     run_name="ok name") is True
 
 
 def test_colour_anchor_changes_the_chain_and_is_recorded(bound, plain):
@@ -184,7 +230,7 @@ def test_colour_anchor_changes_the_chain_and_is_recorded(bound, plain):
 
     i2v, scoring = bound["wan"]
     free = plain["wan"].result
-    anchored = loop(i2v, scoring, colour_anchor=1.0).result
+    anchored = loop(i2v, scoring, options=opts(colour_anchor=1.0)).result
     assert json.loads(anchored[1])["settings"]["colour_anchor"] == 1.0
     assert not torch.equal(free[0], anchored[0])
     last = slice(-(FRAMES["wan"] - 1), None)
@@ -223,34 +269,41 @@ def test_cost_options_reach_the_search_and_its_report(bound, plain):
     base = json.loads(plain["wan"].result[1])
     assert all("cost" not in c or not c["cost"] for c in base["chunks"])  # off by default: the paper's search
 
-    batched = json.loads(loop(i2v, scoring, candidate_batch=2).result[1])
+    batched = json.loads(loop(i2v, scoring, options=opts(candidate_batch=2)).result[1])
     assert [c["chosen_seed"] for c in batched["chunks"]] == [c["chosen_seed"] for c in base["chunks"]]
     assert all(c["cost"]["preview_calls"] == 1 for c in batched["chunks"])  # both candidates in one call
 
     m, k = 4, 2
-    halving = json.loads(loop(i2v, scoring, candidates=m, k=k, preview_mode="truncated", halving_k=1).result[1])
+    halving = json.loads(loop(i2v, scoring, candidates=m, k=k, preview_mode="truncated",
+                              options=opts(halving_k=1)).result[1])
     for c in halving["chunks"]:
         assert c["cost"]["rungs"] and c["cost"]["nfe_saved"] > 0
         assert c["nfe"]["preview"] + c["nfe"]["full"] == c["cost"]["nfe_formula"] - c["cost"]["nfe_saved"]
 
-    strided = json.loads(loop(i2v, scoring, preview_frame_stride=2, preview_decode="approximate (latent to RGB)")
-                         .result[1])
+    strided = json.loads(loop(i2v, scoring, options=opts(preview_frame_stride=2,
+                                                         preview_decode="approximate (latent to RGB)")).result[1])
     for c in strided["chunks"]:  # no preview goes through the VAE; every 2nd approximate frame plus the last
         assert c["cost"]["frames_decoded"] == 0 and 0 < c["cost"]["frames_scored"] < M * FRAMES["wan"]
 
     # the toy scorer's scores are minus a colour distance below 1: the first candidate is always good enough
-    accepted = json.loads(loop(i2v, scoring, candidates=3, accept_score=-1.0).result[1])
+    accepted = json.loads(loop(i2v, scoring, candidates=3, options=opts(early_accept=True, accept_score=-1.0))
+                          .result[1])
     for c in accepted["chunks"]:
         assert c["cost"]["accepted"] == 0 and c["chosen"] == 0 and c["nfe"]["preview"] == K
 
-    assert "halving_k must be smaller than k" in ChunkLoop.validate_inputs(k=2, halving_k=2)
-    assert "cannot be combined" in ChunkLoop.validate_inputs(k=4, halving_k=1, accept_score=0.5)
-    assert "candidate_batch must be between 1 and 64, got 0" == ChunkLoop.validate_inputs(candidate_batch=0)
-    assert ChunkLoop.validate_inputs(k=4, halving_k=1, candidate_batch=4, preview_frame_stride=2) is True
+    # halving_k and k sit on two nodes: checked when ChunkLoop runs, before any model work.
+    nfe = i2v.nfe
+    with pytest.raises(ChunkwiseError, match="halving_k must be smaller than k"):
+        loop(i2v, scoring, k=2, options=opts(halving_k=2))
+    assert i2v.nfe == nfe
+    assert "cannot be combined" in SearchOptions.validate_inputs(early_accept=True, accept_score=0.5, halving_k=1)
+    assert "halving_k must be between 0 and 1000, got -1" == SearchOptions.validate_inputs(halving_k=-1)
+    assert SearchOptions.validate_inputs(early_accept=False, accept_score=0.5, halving_k=1) is True
+    assert SearchOptions.validate_inputs(early_accept=True, accept_score=0.0, halving_k=0) is True
 
 
 def test_fingerprint_follows_schedule_patches_cfg_functions_middle_layers_and_scorer_weights():
-    from chunkwise.nodes.loop import scorer_fingerprint
+    from chunkwise.nodes.fingerprint import scorer_fingerprint
     from chunkwise.scorers import ClipMinCosine, ComfyClipVisionEncoder
     from comfy_extras.nodes_model_advanced import ModelSamplingSD3
     from comfy_extras.nodes_video_model import VideoLinearCFGGuidance
@@ -304,12 +357,13 @@ def test_bad_input_on_an_existing_run_folder_leaves_it_byte_for_byte(bound, outd
     nfe = i2v.nfe
     for kw, match in [
         ({"k": STEPS}, r"k \(preview steps\) must be smaller"),
-        ({"colour_anchor": 1.5}, "colour_anchor strength must be in 0..1"),
+        ({"options": opts(colour_anchor=1.5)}, "colour_anchor strength must be in 0..1"),
         ({"image": torch.full((1, 8, 8, 3), float("nan"))}, "NaN"),
         ({"image": torch.rand(1, 8, 8, 5)}, "got 5"),
         ({"candidates": 3}, r"settings\.search\.candidates: 2 -> 3"),
-        ({"preview_decode": "approximate (latent to RGB)", "halving_k": 0, "accept_score": 0.0, "k": 1,
-          "candidates": 2, "preview_frame_stride": 1, "candidate_batch": 1, "seed": 6}, r"settings\.seed"),
+        ({"options": opts(preview_decode="approximate (latent to RGB)", halving_k=0, early_accept=False,
+                          preview_frame_stride=1, candidate_batch=1), "k": 1, "candidates": 2, "seed": 6},
+         r"settings\.seed"),
     ]:
         with pytest.raises(ChunkwiseError, match=match):
             loop(i2v, scoring, chunks=3, run_name="keep", **kw)
@@ -324,3 +378,86 @@ def test_bad_input_on_an_existing_run_folder_leaves_it_byte_for_byte(bound, outd
         p: b for p, b in before.items() if p.parts[0] in ("chunk_0000", "chunk_0001")}
     assert not any(p.parts[0].startswith(("chunk_0002", ".chunk_0002")) for p in after)
     assert finished_chunks(folder) == 2
+
+
+# Workflows saved while the Search Options were ChunkLoop's own inputs.
+
+LEGACY_DEFAULTS = {"return_frames": "all frames", "on_existing": "resume", "colour_anchor": 0.0, "colour_method": "lab",
+                   "candidate_batch": 1, "preview_frame_stride": 1, "preview_decode": "full VAE", "accept_score": 0.0,
+                   "halving_k": 0}
+"""What every saved prompt of the 21-input ChunkLoop sends (its defaults then)."""
+
+
+def same_run(a, b):
+    ra, rb = json.loads(a[1]), json.loads(b[1])
+    assert torch.equal(a[0], b[0])
+    assert ra["settings"] == rb["settings"]
+    assert [(c["chosen_seed"], c["candidates"]) for c in ra["chunks"]] == [
+        (c["chosen_seed"], c["candidates"]) for c in rb["chunks"]]
+
+
+def test_legacy_keyword_options_run_as_the_same_search_options_would(bound, caplog):
+    i2v, scoring = bound["wan"]
+    legacy = dict(LEGACY_DEFAULTS, colour_anchor=1.0, colour_method="rgb", candidate_batch=2, accept_score=-1.0)
+    with caplog.at_level("WARNING", logger="chunkwise"):
+        old = loop(i2v, scoring, candidates=3, **legacy).result
+    assert "Search Options" in caplog.text and "'colour_anchor': 1.0" in caplog.text
+    assert "'return_frames'" not in caplog.text  # values left at their defaults are not news
+    new = loop(i2v, scoring, candidates=3, options=opts(colour_anchor=1.0, colour_method="rgb", candidate_batch=2,
+                                                        early_accept=True, accept_score=-1.0)).result
+    same_run(old, new)
+    settings = json.loads(old[1])["settings"]
+    assert settings["colour_anchor"] == 1.0 and settings["colour_method"] == "rgb"
+    assert settings["cost"]["accept_score"] == -1.0 and settings["cost"]["candidate_batch"] == 2
+    # accept_score 0 meant off: the paper's full search, as with no options at all.
+    off = loop(i2v, scoring, chunks=1, **LEGACY_DEFAULTS).result
+    same_run(off, loop(i2v, scoring, chunks=1).result)
+    assert "cost" not in json.loads(off[1])["settings"]  # no cost option on
+
+
+def test_early_accept_takes_a_threshold_of_zero(bound):
+    i2v, scoring = bound["wan"]
+    # The toy scorer's scores are minus a colour distance, below 0: a 0 threshold is never reached.
+    report = json.loads(loop(i2v, scoring, chunks=1, candidates=3,
+                             options=opts(early_accept=True, accept_score=0.0)).result[1])
+    assert report["settings"]["cost"]["accept_score"] == 0.0
+    (chunk,) = report["chunks"]
+    assert chunk["cost"]["accepted"] is None and chunk["nfe"]["preview"] == 3 * K
+
+
+def test_bad_or_doubled_legacy_values_are_refused_before_any_work(bound, outdir):
+    i2v, scoring = bound["wan"]
+    nfe = i2v.nfe
+    for kw, match in [
+        ({"colour_anchor": -0.1}, r"colour_anchor must be between 0 and 1, got -0.1.*Search Options"),
+        ({"candidate_batch": 0}, "candidate_batch must be between 1 and 64, got 0"),
+        ({"preview_decode": "cheap"}, r"preview_decode must be one of \['full VAE'"),
+        ({"halving_k": "two"}, "halving_k must be of type INT, got 'two'"),
+        ({"halving_k": 2, "accept_score": 0.5}, "cannot be combined"),
+        # A saved value that is not off beside a Search Options node: two places would say what the run does.
+        ({"options": opts(), "colour_anchor": 0.5}, r"\{'colour_anchor': 0.5\}.*Search Options node on its options"),
+    ]:
+        with pytest.raises(ChunkwiseError, match=match):
+            loop(i2v, scoring, k=3, run_name="legacy", **kw)
+    with pytest.raises(TypeError, match="colour_anchr"):
+        loop(i2v, scoring, colour_anchr=0.5)
+    assert i2v.nfe == nfe and list(outdir.iterdir()) == []
+    # The off values an old prompt carries beside a Search Options node: the node's values hold.
+    report = json.loads(loop(i2v, scoring, chunks=1, options=opts(colour_anchor=0.5), **LEGACY_DEFAULTS).result[1])
+    assert report["settings"]["colour_anchor"] == 0.5
+
+
+def test_the_executor_hands_legacy_values_through_the_prompt(bound):
+    """ComfyUI gives execute only declared inputs; the saved ones are read from the hidden prompt,
+    as ComfyUI's executor sets it on its per-run class clone (PREPARE_CLASS_CLONE)."""
+    from comfy_api.latest import io
+
+    i2v, scoring = bound["wan"]
+    inputs = dict(LEGACY_DEFAULTS, colour_anchor=1.0, halving_k=["3", 0])  # a linked value is ComfyUI's to pass
+    prompt = {"11": {"class_type": "ChunkwiseChunkLoop", "inputs": inputs}}
+    clone = ChunkLoop.PREPARE_CLASS_CLONE({io.Hidden.prompt: prompt, io.Hidden.unique_id: "11"})
+    args = dict(chunks=1, candidates=M, k=K, preview_mode="short schedule", seed=5, search=True, drop_first_frame=True)
+    out = clone.execute(i2v, start_image(), **scoring, **args).result
+    same_run(out, loop(i2v, scoring, chunks=1, options=opts(colour_anchor=1.0)).result)
+    with pytest.raises(ChunkwiseError, match="Search Options node on its options"):
+        clone.execute(i2v, start_image(), **scoring, **args, options=opts())

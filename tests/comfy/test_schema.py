@@ -14,6 +14,7 @@ REQUIRED = {
     "ChunkwiseSelectBestNoise": "SelectBestNoise",
     "ChunkwiseFullDenoise": "FullDenoise",
     "ChunkwiseChunkLoop": "ChunkLoop",
+    "ChunkwiseSearchOptions": "Search Options",
     "ChunkwiseI2VSVD": "I2V Model (SVD)",
     "ChunkwiseI2VWan": "I2V Model (Wan)",
 }
