@@ -383,6 +383,11 @@ def svd_single_chunk() -> Graph:
     return g
 
 
+OPTIONS_NOTE = ("Search Options (wired to ChunkLoop's options input, at its defaults) holds what the run returns, what "
+                "it does with an existing run folder, colour anchoring and the cost options (batched candidates, "
+                "cheaper previews, early accept, successive halving); without it ChunkLoop uses the same defaults.")
+
+
 def _loop_tail(g: Graph, i2v: Node, image: Node, clip_vision, fps: float, prefix: str, chunks: int) -> Node:
     loop = g.add("ChunkwiseChunkLoop", i2v=i2v[0], image=image[0], clip_vision=clip_vision,
                  widgets={"chunks": chunks, "candidates": 4, "k": 5, "preview_mode": "short schedule", "seed": 0,
@@ -391,6 +396,7 @@ def _loop_tail(g: Graph, i2v: Node, image: Node, clip_vision, fps: float, prefix
     g.add("SaveVideo", video=video[0], widgets={"filename_prefix": prefix})
     g.add("PreviewAny", title="Search report", source=loop[1])
     g.add("PreviewImage", title="Scores per chunk", images=loop[2])
+    loop.links["options"] = g.add("ChunkwiseSearchOptions")[0]  # added last: the other nodes keep their ids
     return loop
 
 
@@ -403,7 +409,7 @@ def svd_long_video() -> Graph:
         "I2V Model (SVD) binds svd_xt to its conditioning; ChunkLoop makes `chunks` chunks, each from the last "
         "frame of the one before, and before each chunk previews `candidates` noises for `k` steps and fully "
         "denoises only the best (CLIP min-cosine to the chunk's start frame). candidates = 1 or search off is the "
-        "naive chain. The report (JSON) and a score plot come out beside the video.",
+        "naive chain. The report (JSON) and a score plot come out beside the video. " + OPTIONS_NOTE,
         [SVD_XT]))
     ckpt = g.add("ImageOnlyCheckpointLoader", models=[SVD_XT], widgets={"ckpt_name": SVD_XT["name"]})
     image = g.add("LoadImage", widgets={"image": START_IMAGE})
@@ -423,7 +429,7 @@ def wan21_long_video() -> Graph:
         "chunkwise: long video with Wan 2.1 I2V 480p",
         "The stock Wan 2.1 image-to-video models, bound by I2V Model (Wan) and chained by ChunkLoop: each chunk "
         "starts from the last frame of the one before; before each chunk `candidates` noises are previewed for "
-        "`k` steps and scored with clip_vision_h, and only the best is fully denoised.",
+        "`k` steps and scored with clip_vision_h, and only the best is fully denoised. " + OPTIONS_NOTE,
         [WAN21_I2V, UMT5, WAN_VAE, CLIP_VISION_H]))
     unet = g.add("UNETLoader", models=[WAN21_I2V], widgets={"unet_name": WAN21_I2V["name"], "weight_dtype": "default"})
     clip = g.add("CLIPLoader", models=[UMT5], widgets={"clip_name": UMT5["name"], "type": "wan"})
@@ -452,7 +458,7 @@ def wan22_long_video() -> Graph:
         "first `switch_step` steps, the low-noise model the rest, as the stock two-KSamplerAdvanced workflow. "
         "ChunkLoop chains the chunks; before each chunk `candidates` noises are previewed for `k` steps and scored "
         "with clip_vision_h (used only for scoring: Wan 2.2 has no CLIP-vision input), and only the best is fully "
-        "denoised.",
+        "denoised. " + OPTIONS_NOTE,
         [WAN22_I2V_HIGH, WAN22_I2V_LOW, UMT5, WAN_VAE, CLIP_VISION_H]))
     high = g.add("UNETLoader", title="High-noise expert", models=[WAN22_I2V_HIGH],
                  widgets={"unet_name": WAN22_I2V_HIGH["name"], "weight_dtype": "default"})

@@ -21,9 +21,9 @@ CHUNKS = 5
 SETTINGS = dict(chunks=CHUNKS, candidates=2, k=1, steps=6, seed=21)
 
 
-def streamed(tiny_prompt, run_name, **loop_inputs):
-    inputs = {"run_name": run_name, "on_existing": "resume", **loop_inputs}
-    return tiny_prompt(NAME, TinySettings(**SETTINGS), inputs={"ChunkwiseChunkLoop": inputs})
+def streamed(tiny_prompt, run_name):
+    inputs = {"ChunkwiseChunkLoop": {"run_name": run_name}, "ChunkwiseSearchOptions": {"on_existing": "resume"}}
+    return tiny_prompt(NAME, TinySettings(**SETTINGS), inputs=inputs)
 
 
 def test_cancel_after_chunk_2_of_5_then_requeue_gives_identical_frames(server, tiny_prompt):

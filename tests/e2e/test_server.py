@@ -16,6 +16,7 @@ PACK_NODES = [
     "ChunkwiseSelectBestNoise",
     "ChunkwiseFullDenoise",
     "ChunkwiseChunkLoop",
+    "ChunkwiseSearchOptions",
     "ChunkwiseI2VSVD",
     "ChunkwiseI2VWan",
 ]
@@ -26,6 +27,7 @@ DISPLAY_NAMES = {
     "ChunkwiseSelectBestNoise": "SelectBestNoise",
     "ChunkwiseFullDenoise": "FullDenoise",
     "ChunkwiseChunkLoop": "ChunkLoop",
+    "ChunkwiseSearchOptions": "Search Options",
     "ChunkwiseI2VSVD": "I2V Model (SVD)",
     "ChunkwiseI2VWan": "I2V Model (Wan)",
 }

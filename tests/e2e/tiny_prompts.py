@@ -58,8 +58,8 @@ class TinySettings:
         return self.wan_length if "wan" in workflow else self.svd_frames
 
 
-def load_api(name: str) -> dict:
-    path = API_DIR / f"{name}.json"
+def load_api(name: str, api_dir: Path = API_DIR) -> dict:
+    path = api_dir / f"{name}.json"
     if not path.is_file():
         raise FileNotFoundError(f"no API workflow {path}; run scripts/make_workflows.py (have: {sorted(WORKFLOWS)})")
     return json.loads(path.read_text())
@@ -73,8 +73,8 @@ def node_id(prompt: dict, class_type: str) -> str:
     return found[0]
 
 
-def tiny_prompt(name: str, settings: Optional[TinySettings] = None, **overrides) -> dict:
-    """The API workflow ``name`` with tiny test models and sizes.
+def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Path = API_DIR, **overrides) -> dict:
+    """The API workflow ``name`` (from ``api_dir``: the bundled ones by default) with tiny test models and sizes.
 
     ``overrides`` set :class:`TinySettings` fields (``chunks=3, seed=5``), or
     ``inputs={"ChunkwiseChunkLoop": {"preview_mode": "truncated"}}`` sets any
@@ -86,7 +86,7 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, **overrides)
         if not hasattr(s, key):
             raise TypeError(f"tiny_prompt got an unknown setting {key!r}; known: {sorted(vars(TinySettings()))}")
         setattr(s, key, value)
-    prompt = copy.deepcopy(load_api(name))
+    prompt = copy.deepcopy(load_api(name, api_dir))
     wan = any(n["class_type"] == "UNETLoader" for n in prompt.values())
     width, height = s.wan_size if wan else s.svd_size
 
