@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from chunkwise.nodes.comfy_i2v import ComfyI2V, WanFamily, draws_noise, is_out_of_memory
+from chunkwise.nodes.families import WanFamily
+from chunkwise.nodes.host import ComfyI2V, draws_noise, is_out_of_memory
 from chunkwise.search.engine import LoopSettings, SearchSettings, run_chunks
 from chunkwise.search.noise import make_noise
 from chunkwise.tests.comfy.test_comfy_i2v import WAN_SIZE, BrightnessScorer, MaskedWanFamily, guide_image, make_i2v
@@ -86,7 +87,7 @@ def test_masked_latent_batch_resumes_with_each_candidates_corrected_noise(wan_pa
 def test_svd_batch_stacks_videos_frame_major_and_equals_sequential_runs(svd_parts, cfg):
     # min_cfg=1.0: VideoLinearCFGGuidance's per-frame cfg ramp is on the model, as in the stock workflow
     i2v = make_i2v("svd", svd_parts, cfg=cfg)
-    assert type(i2v.family).frames_in_batch and i2v.can_batch()
+    assert i2v.family.spec.batch == "frames" and i2v.can_batch()
     assert "sampler_cfg_function" in i2v.model.model_options
     cond = i2v.condition(guide_image())
     frames = cond.latent["samples"].shape[0]

@@ -1,4 +1,4 @@
-"""Tier 2: the ComfyUI denoiser binding (nodes/comfy_i2v.py) on tiny random SVD and Wan models, CPU."""
+"""Tier 2: the ComfyUI denoiser (nodes/host/) with the family bindings (nodes/families/) on tiny random SVD and Wan models, CPU."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ import comfy.sd
 import comfy.utils
 import pytest
 import torch
-from chunkwise.nodes.comfy_i2v import (
-    ComfyI2V,
-    NFECounter,
-    SVDFamily,
-    WanFamily,
-    count_nfe,
-    sample_window,
-)
+from chunkwise.nodes.families import SVDFamily, WanFamily
+from chunkwise.nodes.host import ComfyI2V, NFECounter, count_nfe, sample_window
 from chunkwise.search.engine import LoopSettings, SearchSettings, run_chunks
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.noise import make_noise

@@ -10,7 +10,7 @@ import comfy.model_management
 import folder_paths
 import pytest
 import torch
-from chunkwise.nodes.bindings import I2VSVD, I2VWan
+from chunkwise.nodes.families import I2VSVD, I2VWan
 from chunkwise.nodes.loop import ChunkLoop, as_one_rgb_image, binding_fingerprint
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.tests.comfy import tiny
