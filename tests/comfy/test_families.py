@@ -14,7 +14,7 @@ from chunkwise.nodes.families.spec import FamilySpec, SamplerDefaults
 from chunkwise.nodes.host import ComfyI2V
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.noise import make_noise
-from chunkwise.tests.comfy.test_comfy_i2v import SVD_SIZE, WAN_SIZE, guide_image
+from chunkwise.tests.comfy.test_comfy_i2v import SVD_SIZE, WAN_SIZE, guide_image, spy_calls
 
 SIZES = [8, 16, 24, 40, 48, 64, 830, 832]
 LENGTHS = [1, 2, 4, 5, 6, 25, 32, 33]
@@ -74,18 +74,6 @@ class OneByOneWan(WanFamily):
     spec = replace(wan.SPEC, batch="none")
 
 
-def spy_batches(i2v):
-    calls = []
-    inner = i2v.model.model_options["model_function_wrapper"]
-
-    def spy(apply_model, args):
-        calls.append(int(args["input"].shape[0]))
-        return inner(apply_model, args)
-
-    i2v.model.set_model_unet_function_wrapper(spy)
-    return calls
-
-
 @pytest.mark.parametrize("rule", ["batch", "none"])
 def test_the_specs_batch_rule_drives_can_batch_and_sample_batch(wan_parts, rule):
     model, vae, positive, negative = wan_parts
@@ -95,7 +83,7 @@ def test_the_specs_batch_rule_drives_can_batch_and_sample_batch(wan_parts, rule)
     assert i2v.can_batch() == (rule == "batch")
     cond = i2v.condition(guide_image())
     noises = [make_noise(i2v.latent_template(cond), s) for s in (1, 2, 3)]
-    calls = spy_batches(i2v)
+    calls = spy_calls(i2v, lambda args: int(args["input"].shape[0]))
     results = i2v.sample_batch(cond, noises, steps=2)
     assert calls == ([3] * 2 if rule == "batch" else [1] * 6)
     assert len(results) == 3 and i2v.nfe == 3 * 2
