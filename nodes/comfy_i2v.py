@@ -3,33 +3,14 @@ its pieces) and nodes/families/ (the family bindings)."""
 
 from __future__ import annotations
 
+from . import host
 from .families import SVDFamily, WanFamily
-from .host import (
-    ComfyCond,
-    ComfyI2V,
-    NFECounter,
-    count_nfe,
-    decode,
-    draws_noise,
-    is_out_of_memory,
-    masked_resume_noise,
-    noise_seed,
-    sample_window,
-    schedule_sigmas,
-)
 
-__all__ = [
-    "ComfyCond",
-    "ComfyI2V",
-    "NFECounter",
-    "SVDFamily",
-    "WanFamily",
-    "count_nfe",
-    "decode",
-    "draws_noise",
-    "is_out_of_memory",
-    "masked_resume_noise",
-    "noise_seed",
-    "sample_window",
-    "schedule_sigmas",
-]
+__all__ = [*host.__all__, "SVDFamily", "WanFamily"]
+
+
+def __getattr__(name: str):
+    """``from .comfy_i2v import X`` for the host's names, as before."""
+    if name in host.__all__:
+        return getattr(host, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
