@@ -1,7 +1,7 @@
 """What the noise search costs, and what each cost option saves.
 
 Runs on the CPU with the tiny random ComfyUI models of ``tests/comfy/tiny.py``
-through :class:`chunkwise.nodes.comfy_i2v.ComfyI2V` and
+through :class:`chunkwise.nodes.host.ComfyI2V` and
 :func:`chunkwise.search.engine.run_chunks`, scored by CLIP min-cosine on the
 tiny ComfyUI CLIP vision model. Three parts, each printed and written to JSON:
 
@@ -154,7 +154,8 @@ class TimedI2V:
 
 def build(family: str, size: dict, seed: int = 0):
     """Tiny models for ``family`` at ``size``: (make_denoiser(), scorer, clip counter, model timer)."""
-    from chunkwise.nodes.comfy_i2v import ComfyI2V, SVDFamily, WanFamily
+    from chunkwise.nodes.families import SVDFamily, WanFamily
+    from chunkwise.nodes.host import ComfyI2V
     from chunkwise.scorers import ClipMinCosine
     from chunkwise.scorers.encoders import ComfyClipVisionEncoder
     from chunkwise.tests.comfy import tiny

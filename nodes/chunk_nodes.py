@@ -22,7 +22,8 @@ from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
 from ..search.errors import ChunkwiseError, check_finite, check_image
 from ..search.noise import SEED_MODULUS, candidate_seeds
 from ..search.protocols import CandidateScore
-from .comfy_i2v import decode, masked_resume_noise, sample_window, schedule_sigmas
+from .families.node import sampler_inputs
+from .host.window import decode, masked_resume_noise, sample_window, schedule_sigmas
 from .plumbing import resolve_scorer, widget_problem
 from .types import CANDIDATES, PREVIEWS, SCORER, SCORES
 
@@ -85,20 +86,6 @@ class ScoreSet:
         return values.index(max(values))  # ties go to the lowest index
 
 
-def _sampler_inputs(steps_default: int = 20, cfg_default: float = 2.5, scheduler_default: str = "karras") -> list:
-    return [
-        io.Int.Input("steps", default=steps_default, min=1, max=10000,
-                     tooltip="Steps of the full schedule (s). More steps: finer detail, proportionally more time."),
-        io.Float.Input("cfg", default=cfg_default, min=0.0, max=100.0, step=0.1, round=0.01,
-                       tooltip="Classifier-free guidance. 1.0 skips the negative pass (half the cost per step)."),
-        io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, default="euler",
-                       tooltip="Sampler. euler resumes exactly from a truncated preview; ancestral/SDE samplers "
-                               "re-seed per call and multistep ones lose their history on resume."),
-        io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, default=scheduler_default,
-                       tooltip="Noise schedule; use the model's recommended one (SVD: karras, Wan: simple)."),
-    ]
-
-
 class NoiseCandidates(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -145,7 +132,7 @@ class KStepPreview(io.ComfyNode):
                 io.Vae.Input("vae", tooltip="Decodes the previews; the same VAE as the final decode."),
                 io.Int.Input("k", default=8, min=1, max=10000,
                              tooltip="Preview steps. More: previews closer to the final chunk, m*k more evaluations."),
-                *_sampler_inputs(),
+                *sampler_inputs(),
                 io.Combo.Input("mode", options=MODES, default="short schedule",
                                tooltip="short schedule: the paper's complete k-step run. truncated: first k of the "
                                        "real steps, resumable by FullDenoise (saves k steps per chunk)."),
@@ -287,7 +274,7 @@ class FullDenoise(io.ComfyNode):
                 io.Conditioning.Input("negative", tooltip="Negative conditioning from the same node."),
                 io.Latent.Input("latent", tooltip="The chunk's latent from the I2V conditioning node (the same one the previews used)."),
                 io.Noise.Input("noise", tooltip="From SelectBestNoise (or any NOISE, e.g. RandomNoise)."),
-                *_sampler_inputs(),
+                *sampler_inputs(),
                 PREVIEWS.Input("previews", optional=True,
                                tooltip="Truncated previews to resume from; ignored (with a log line) when their "
                                        "schedule differs from this one."),

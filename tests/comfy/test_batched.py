@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from chunkwise.nodes.comfy_i2v import ComfyI2V, WanFamily, draws_noise, is_out_of_memory
+from chunkwise.nodes.families import WanFamily
+from chunkwise.nodes.host import ComfyI2V, draws_noise, is_out_of_memory
 from chunkwise.search.engine import LoopSettings, SearchSettings, run_chunks
 from chunkwise.search.noise import make_noise
-from chunkwise.tests.comfy.test_comfy_i2v import WAN_SIZE, BrightnessScorer, MaskedWanFamily, guide_image, make_i2v
+from chunkwise.tests.comfy.test_comfy_i2v import (
+    WAN_SIZE,
+    BrightnessScorer,
+    MaskedWanFamily,
+    guide_image,
+    make_i2v,
+    spy_calls,
+)
 
 # Batched kernels may sum in another order than single ones: float32 rounding, amplified a little
 # by a random network over a few steps (observed differences ~1e-6).
@@ -40,14 +48,7 @@ def test_wan_batch_equals_sequential_runs_and_counts_nfe_per_candidate(wan_parts
     cond = i2v.condition(guide_image())
     noises = noises_for(i2v, cond, [3, 4, 5])
     single = sequential(i2v, cond, noises, steps=4)
-    calls = []
-    inner = i2v.model.model_options["model_function_wrapper"]
-
-    def spy(apply_model, args):
-        calls.append(int(args["input"].shape[0]))
-        return inner(apply_model, args)
-
-    i2v.model.set_model_unet_function_wrapper(spy)
+    calls = spy_calls(i2v, lambda args: int(args["input"].shape[0]))
     before = i2v.nfe
     batched = i2v.sample_batch(cond, noises, steps=4, seeds=[3, 4, 5])
     assert i2v.nfe - before == 3 * 4
@@ -86,20 +87,13 @@ def test_masked_latent_batch_resumes_with_each_candidates_corrected_noise(wan_pa
 def test_svd_batch_stacks_videos_frame_major_and_equals_sequential_runs(svd_parts, cfg):
     # min_cfg=1.0: VideoLinearCFGGuidance's per-frame cfg ramp is on the model, as in the stock workflow
     i2v = make_i2v("svd", svd_parts, cfg=cfg)
-    assert type(i2v.family).frames_in_batch and i2v.can_batch()
+    assert i2v.family.spec.batch == "frames" and i2v.can_batch()
     assert "sampler_cfg_function" in i2v.model.model_options
     cond = i2v.condition(guide_image())
     frames = cond.latent["samples"].shape[0]
     noises = noises_for(i2v, cond, [0, 1, 2])
     single = sequential(i2v, cond, noises, steps=3)
-    calls = []
-    inner = i2v.model.model_options["model_function_wrapper"]
-
-    def spy(apply_model, args):
-        calls.append((int(args["input"].shape[0]), args["c"]["num_video_frames"]))
-        return inner(apply_model, args)
-
-    i2v.model.set_model_unet_function_wrapper(spy)
+    calls = spy_calls(i2v, lambda args: (int(args["input"].shape[0]), args["c"]["num_video_frames"]))
     before = i2v.nfe
     batched = i2v.sample_batch(cond, noises, steps=3, seeds=[0, 1, 2])
     assert i2v.nfe - before == 3 * 3

@@ -18,7 +18,7 @@ from chunkwise.nodes.chunk_nodes import (
     SelectBestNoise,
     candidate_noise,
 )
-from chunkwise.nodes.comfy_i2v import count_nfe
+from chunkwise.nodes.host import count_nfe
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.tests.comfy import tiny
 from comfy_extras.nodes_custom_sampler import BasicScheduler, CFGGuider, KSamplerSelect, SamplerCustomAdvanced

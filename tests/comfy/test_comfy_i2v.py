@@ -1,4 +1,4 @@
-"""Tier 2: the ComfyUI denoiser binding (nodes/comfy_i2v.py) on tiny random SVD and Wan models, CPU."""
+"""Tier 2: the ComfyUI denoiser (nodes/host/) with the family bindings (nodes/families/) on tiny random SVD and Wan models, CPU."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ import comfy.sd
 import comfy.utils
 import pytest
 import torch
-from chunkwise.nodes.comfy_i2v import (
-    ComfyI2V,
-    NFECounter,
-    SVDFamily,
-    WanFamily,
-    count_nfe,
-    sample_window,
-)
+from chunkwise.nodes.families import SVDFamily, WanFamily
+from chunkwise.nodes.host import ComfyI2V, NFECounter, count_nfe, sample_window
 from chunkwise.search.engine import LoopSettings, SearchSettings, run_chunks
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.noise import make_noise
@@ -43,6 +37,19 @@ def make_i2v(family_name: str, parts, *, cfg: float = 3.0, sampler: str = "euler
     if family_wrapper is not None:
         family = family_wrapper(family)
     return ComfyI2V(model, vae, family, sampler_name=sampler, scheduler=scheduler, cfg=cfg)
+
+
+def spy_calls(i2v, record) -> list:
+    """What ``record(args)`` says about every model call of ``i2v`` from now on (behind its NFE counter)."""
+    calls = []
+    inner = i2v.model.model_options["model_function_wrapper"]
+
+    def spy(apply_model, args):
+        calls.append(record(args))
+        return inner(apply_model, args)
+
+    i2v.model.set_model_unet_function_wrapper(spy)
+    return calls
 
 
 EXPECTED_FRAMES = {"wan": (5, 32, 32, 3), "svd": (4, 48, 64, 3)}
@@ -141,14 +148,7 @@ def test_nfe_counts_one_per_euler_step_with_and_without_cfg(family_name, parts, 
     i2v = make_i2v(family_name, parts, cfg=cfg)
     cond = i2v.condition(guide_image())
     noise = make_noise(i2v.latent_template(cond), 0)
-    calls = []
-    inner = i2v.model.model_options["model_function_wrapper"]
-
-    def spy(apply_model, args):
-        calls.append(list(args["cond_or_uncond"]))
-        return inner(apply_model, args)
-
-    i2v.model.set_model_unet_function_wrapper(spy)
+    calls = spy_calls(i2v, lambda args: list(args["cond_or_uncond"]))
     before = i2v.nfe
     i2v.sample(cond, noise, steps=4)
     assert i2v.nfe - before == 4

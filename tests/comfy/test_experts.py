@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from chunkwise.nodes.bindings import I2VWan
-from chunkwise.nodes.comfy_i2v import ComfyI2V, WanFamily
+from chunkwise.nodes.families.wan import I2VWan, WanFamily
+from chunkwise.nodes.host import ComfyI2V
 from chunkwise.search.engine import LoopSettings, SearchSettings, run_chunks
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.noise import make_noise
@@ -118,7 +118,7 @@ def test_wan_binding_takes_the_low_noise_expert_and_checks_the_switch(experts):
 
 
 def test_bindings_refuse_impossible_sizes_and_switches_before_any_model_loads():
-    from chunkwise.nodes.bindings import I2VSVD
+    from chunkwise.nodes.families.svd import I2VSVD
 
     assert I2VWan.validate_inputs(width=832, height=480, length=33, steps=20, switch_step=10) is True
     assert I2VWan.validate_inputs(width=830) == "width must be a multiple of 16, got 830; use 816"

@@ -11,7 +11,7 @@ import comfy.model_management
 import folder_paths
 import pytest
 import torch
-from chunkwise.nodes.bindings import I2VSVD, I2VWan
+from chunkwise.nodes.families import I2VSVD, I2VWan
 from chunkwise.nodes.fingerprint import binding_fingerprint
 from chunkwise.nodes.loop import ChunkLoop, as_one_rgb_image
 from chunkwise.nodes.plot import HEIGHT, MARGIN, WIDTH

@@ -141,3 +141,62 @@ def test_approximate_search_chooses_what_full_decoding_chooses_when_the_factors_
         assert [c["score"] for c in approx.candidates] == pytest.approx([c["score"] for c in full.candidates],
                                                                         abs=1e-6)
         assert approx.chosen == full.chosen
+
+
+@pytest.fixture
+def taesd_previews(tmp_path, monkeypatch):
+    """ComfyUI started with --preview-method taesd and a models/vae_approx folder of its own."""
+    import folder_paths
+    import latent_preview
+    from comfy.cli_args import LatentPreviewMethod
+
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "vae_approx",
+                        ([str(tmp_path)], folder_paths.supported_pt_extensions))
+    monkeypatch.setattr(latent_preview.args, "preview_method", LatentPreviewMethod.TAESD)
+    return tmp_path
+
+
+def test_approximate_decode_uses_comfyuis_taesd_previewer_when_comfyui_previews_with_it(family_name, parts,
+                                                                                        taesd_previews):
+    import latent_preview
+    from chunkwise.tests.comfy import tiny
+
+    i2v = make_i2v(family_name, parts)
+    x0 = preview_x0(i2v, seed=2)
+    latent_rgb = i2v.approximate_decode(x0)  # no decoder file yet: ComfyUI's fallback, latent-to-RGB
+    fmt = i2v.model.model.latent_format
+    tiny.save_tiny_preview_decoder(taesd_previews, fmt)
+    i2v = make_i2v(family_name, parts)
+    before = i2v.frames_decoded
+    frames = i2v.approximate_decode(x0)
+    assert i2v.frames_decoded == before  # not the VAE
+    assert tuple(frames.shape) == (LATENT_FRAMES[family_name],) + PIXELS[family_name] + (3,)
+    assert 0.0 <= float(frames.min()) and float(frames.max()) <= 1.0
+    assert not torch.allclose(frames, latent_rgb, atol=1e-2)
+    # The first frame is ComfyUI's own sampler preview with that decoder.
+    previewer = latent_preview.get_previewer(i2v.model.load_device, fmt)
+    assert isinstance(previewer, latent_preview.TAESDPreviewerImpl)
+    theirs = previewer.decode_latent_to_preview(i2v.model.model.process_latent_in(x0))
+    theirs = torch.from_numpy(np.asarray(theirs)).float() / 255.0
+    assert theirs.shape == frames[0].shape
+    assert (frames[0] - theirs).abs().max() <= 1.0 / 255.0 + 1e-5
+    torch.testing.assert_close(i2v.preview_decode(x0, stride=2, approximate=True),
+                               frames[frame_indices(frames.shape[0], 2)])
+
+
+@pytest.mark.parametrize("method", ["none", "auto", "latent2rgb"])
+def test_approximate_decode_stays_latent_to_rgb_unless_comfyui_previews_with_taesd(svd_parts, tmp_path, monkeypatch,
+                                                                                   method):
+    import folder_paths
+    import latent_preview
+    from chunkwise.tests.comfy import tiny
+    from comfy.cli_args import LatentPreviewMethod
+
+    monkeypatch.setattr(latent_preview.args, "preview_method", LatentPreviewMethod(method))
+    i2v = make_i2v("svd", svd_parts)
+    x0 = preview_x0(i2v, seed=3)
+    expected = i2v.approximate_decode(x0)
+    tiny.save_tiny_preview_decoder(tmp_path, i2v.model.model.latent_format)
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "vae_approx",
+                        ([str(tmp_path)], folder_paths.supported_pt_extensions))
+    assert torch.equal(make_i2v("svd", svd_parts).approximate_decode(x0), expected)

@@ -6,7 +6,8 @@ initialisation, so every parameter is filled here from a seeded generator:
 the same call gives the same model on any machine.
 
 In-process builders (tier 2): :func:`tiny_svd`, :func:`tiny_wan`,
-:func:`tiny_clip_vision`. File writers (tier 3, for ComfyUI's own loader
+:func:`tiny_clip_vision`; :func:`save_tiny_preview_decoder` writes a random
+TAESD / TAEHV preview decoder for ComfyUI's ``models/vae_approx``. File writers (tier 3, for ComfyUI's own loader
 nodes): :func:`save_tiny_wan_files`; :func:`save_tiny_svd_files` explains
 why no tiny SVD checkpoint can be loaded by ComfyUI's loaders.
 """
@@ -211,3 +212,23 @@ def svd_checkpoint_state_dict(seed: int = 21) -> dict:
     for k, v in vae.first_stage_model.state_dict().items():
         sd["first_stage_model." + k] = v.detach().clone()
     return sd
+
+
+def save_tiny_preview_decoder(directory, latent_format, seed: int = 31) -> Path:
+    """A random-weight preview decoder where ComfyUI's ``latent_preview`` looks for it: TAESD for image
+    latents (SD15: ``taesd_decoder``), TAEHV for Wan 2.1 video latents (``lighttaew2_1``, float32, which
+    ``comfy.sd.VAE`` detects as the light TAE), named ``<latent_format.taesd_decoder_name>.safetensors``."""
+    import comfy.taesd.taehv
+    import comfy.taesd.taesd
+
+    name = latent_format.taesd_decoder_name
+    if name == "taesd_decoder":
+        module = comfy.taesd.taesd.TAESD(latent_channels=latent_format.latent_channels).taesd_decoder
+    elif name == "lighttaew2_1":
+        module = comfy.taesd.taehv.TAEHV(latent_channels=latent_format.latent_channels)
+    else:
+        raise ValueError(f"no tiny preview decoder for {name!r}; add one for taesd_decoder or lighttaew2_1")
+    _randomize(module.named_parameters(), seed)
+    path = Path(directory) / f"{name}.safetensors"
+    comfy.utils.save_torch_file({k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}, str(path))
+    return path

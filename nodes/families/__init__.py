@@ -1,0 +1,22 @@
+"""Model families: one small file each, holding a declarative binding.
+
+A family file declares its :class:`~.spec.FamilySpec` (stock node, batch rule, noise mask, size rule,
+sampler defaults, latent format), the :class:`~.spec.Family` dataclass of its stock node's inputs with
+the ``condition()`` that calls that node, and its binding node (plumbing in :mod:`.node`). Adding a
+family is adding its file and its node to :data:`BINDING_NODES`; the denoiser (nodes/host/) never
+changes. :class:`~.preconditioned.Preconditioned` binds conditioning made upstream.
+"""
+
+from __future__ import annotations
+
+from . import svd, wan
+from .preconditioned import Preconditioned
+from .spec import Family, FamilySpec, SamplerDefaults, SizeRule
+from .svd import I2VSVD, SVDFamily
+from .wan import I2VWan, WanFamily
+
+BINDING_NODES = [I2VSVD, I2VWan]
+"""One binding node per family, in the order ComfyUI lists them."""
+
+__all__ = ["BINDING_NODES", "Family", "FamilySpec", "I2VSVD", "I2VWan", "Preconditioned", "SVDFamily",
+           "SamplerDefaults", "SizeRule", "WanFamily", "svd", "wan"]
