@@ -13,18 +13,18 @@ from typing import Optional
 
 import comfy.model_management
 import comfy.sample
-import comfy.samplers
-import comfy.utils
 import torch
 from comfy_api.latest import io, ui
 from comfy_extras.nodes_custom_sampler import Noise_RandomNoise
 
+from ..search.chunk import ChunkSampler, StepProgress, select_best
 from ..search.errors import ChunkwiseError, check_finite, check_image
-from ..search.noise import SEED_MODULUS, candidate_seeds
-from ..search.protocols import CandidateScore
+from ..search.noise import SEED_MODULUS, candidate_seeds, make_noise
+from ..search.protocols import CandidateScore, SampleResult
 from .families.node import sampler_inputs
-from .host.window import decode, masked_resume_noise, sample_window, schedule_sigmas
-from .plumbing import resolve_scorer, widget_problem
+from .families.preconditioned import Preconditioned
+from .host import ComfyI2V
+from .plumbing import comfy_hooks, resolve_scorer, widget_problem
 from .types import CANDIDATES, PREVIEWS, SCORER, SCORES
 
 log = logging.getLogger("chunkwise")
@@ -47,16 +47,25 @@ class CandidateSet:
 
 
 def candidate_noise(model, latent: dict, seed: int) -> torch.Tensor:
-    """Exactly the noise a stock KSampler draws for ``seed`` on ``latent`` (nodes.common_ksampler)."""
-    samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-    return comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))
+    """Exactly the noise a stock KSampler draws for ``seed`` on ``latent`` (nodes.common_ksampler), drawn
+    by the engine's own :func:`~chunkwise.search.noise.make_noise`."""
+    return make_noise(comfy.sample.fix_empty_latent_channels(model, latent["samples"]), seed)
+
+
+def chunk_denoiser(model, positive, negative, latent: dict, vae, *, steps: int, cfg: float, sampler_name: str,
+                   scheduler: str):
+    """The engine's denoiser and conditioning for conditioning made upstream: ``(ComfyI2V, ComfyCond)``."""
+    i2v = ComfyI2V(model, vae, Preconditioned(positive, negative, latent), sampler_name=sampler_name,
+                   scheduler=scheduler, cfg=cfg)
+    i2v.steps = int(steps)
+    return i2v, i2v.conditioned(positive, negative, latent)
 
 
 @dataclass
 class PreviewSet:
     """The k-step previews of one chunk's candidates.
 
-    In truncated mode ``latents[j]`` is candidate j's sampler state at step k,
+    In truncated mode ``results[j]`` is candidate j's sampler state at step k,
     so FullDenoise can resume the winner instead of starting over.
     """
 
@@ -68,7 +77,7 @@ class PreviewSet:
     sampler_name: str
     scheduler: str
     cfg: float
-    latents: list[Optional[torch.Tensor]] = field(default_factory=list)
+    results: list[Optional[SampleResult]] = field(default_factory=list)
 
 
 @dataclass
@@ -82,8 +91,7 @@ class ScoreSet:
         return [s.score for s in self.scores]
 
     def best(self) -> int:
-        values = self.values
-        return values.index(max(values))  # ties go to the lowest index
+        return select_best(self.values)
 
 
 class NoiseCandidates(io.ComfyNode):
@@ -156,26 +164,19 @@ class KStepPreview(io.ComfyNode):
         if problem is not True:
             raise ChunkwiseError(problem)
         seeds = candidates.seeds
-        bar = comfy.utils.ProgressBar(len(seeds) * k)
+        truncated = mode == "truncated"
+        i2v, cond = chunk_denoiser(model, positive, negative, latent, vae, steps=steps, cfg=cfg,
+                                   sampler_name=sampler_name, scheduler=scheduler)
+        hooks = comfy_hooks(len(seeds) * k)
+        sampler = ChunkSampler(i2v, cond, hooks=hooks, progress=StepProgress(len(seeds) * k, hooks))
         previews = PreviewSet(seeds=seeds, frames=[], mode=mode, k=k, steps=steps, sampler_name=sampler_name,
                               scheduler=scheduler, cfg=cfg)
         for j, seed in enumerate(seeds):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            noise = candidate_noise(model, latent, seed)
-            total = k if mode == "short schedule" else steps
-            done = j * k
-
-            def on_step(step: int, _x0, done=done) -> None:
-                bar.update_absolute(min(done + step + 1, len(seeds) * k), len(seeds) * k)
-
-            out, x0 = sample_window(model, noise, positive, negative, latent, steps=total, cfg=cfg,
-                                    sampler_name=sampler_name, scheduler=scheduler, start_step=0, end_step=k,
-                                    seed=seed, callback=on_step)
-            check_finite(out, f"preview latent of candidate {j}")
-            frames = decode(vae, out if mode == "short schedule" else x0)
-            previews.frames.append(frames)
-            previews.latents.append(out if mode == "truncated" else None)
-            bar.update_absolute((j + 1) * k, len(seeds) * k)
+            hooks.check_interrupt()
+            # The paper's complete k-step run, or the first k steps of the real schedule (resumable).
+            (result,) = sampler.sample([seed], steps=steps if truncated else k, end_step=k)
+            previews.frames.append(sampler.decode_preview(result, j))
+            previews.results.append(result if truncated else None)
         images = torch.cat(previews.frames, dim=0)
         middles = torch.stack([f[f.shape[0] // 2] for f in previews.frames])
         return io.NodeOutput(previews, images, ui=ui.PreviewImage(middles))
@@ -286,13 +287,12 @@ class FullDenoise(io.ComfyNode):
     def execute(cls, model, positive, negative, latent, noise, steps, cfg, sampler_name, scheduler,
                 previews=None) -> io.NodeOutput:
         seed = getattr(noise, "seed", None)
-        resume_from, start = None, 0
+        resume = None
         if previews is not None and previews.mode == "truncated":
             same = (previews.steps, previews.sampler_name, previews.scheduler, previews.cfg) == (
                 steps, sampler_name, scheduler, cfg)
             if same and seed in previews.seeds:
-                resume_from = previews.latents[previews.seeds.index(seed)]
-                start = previews.k
+                resume = previews.results[previews.seeds.index(seed)]
             else:
                 log.warning(
                     "FullDenoise: previews (steps %s, %s/%s, cfg %s, seeds %s..) do not match this run (steps %s, "
@@ -300,26 +300,18 @@ class FullDenoise(io.ComfyNode):
                     previews.steps, previews.sampler_name, previews.scheduler, previews.cfg, previews.seeds[:3],
                     steps, sampler_name, scheduler, cfg, seed,
                 )
-        samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-        noise_tensor = noise.generate_noise({**latent, "samples": samples})
-        if resume_from is not None and "noise_mask" in latent:
-            # A plain continuation would take the partial latent as the clean reference under the mask:
-            # restart from the clean latent with the noise that lands exactly on the preview's state.
-            sigma = schedule_sigmas(model, steps, sampler_name, scheduler)[start]
-            noise_tensor = masked_resume_noise(model, latent, resume_from, noise_tensor, sigma)
-            resume_from = None
-        bar = comfy.utils.ProgressBar(steps - start)
-
-        def on_step(step: int, _x0) -> None:
-            bar.update_absolute(step - start + 1, steps - start)
-
-        out, _ = sample_window(model, noise_tensor, positive, negative, latent, steps=steps, cfg=cfg,
-                               sampler_name=sampler_name, scheduler=scheduler, start_step=start, end_step=steps,
-                               resume_latent=resume_from, seed=seed, callback=on_step)
-        check_finite(out, "denoised latent")
-        result = latent.copy()
-        result["samples"] = out
-        return io.NodeOutput(result)
+        i2v, cond = chunk_denoiser(model, positive, negative, latent, None, steps=steps, cfg=cfg,
+                                   sampler_name=sampler_name, scheduler=scheduler)
+        noise_tensor = noise.generate_noise(cond.latent)
+        start = 0 if resume is None else resume.end_step
+        progress = StepProgress(steps - start, comfy_hooks(steps - start))
+        # From the winner's noise, or its truncated preview continued at step k (for a noise_mask latent the
+        # denoiser restarts from the clean latent with the noise that lands exactly on the preview's state).
+        result = i2v.sample(cond, noise_tensor, steps=steps, start_step=start, end_step=steps, resume=resume,
+                            callback=progress.step, seed=seed)
+        out = dict(latent)
+        out["samples"] = check_finite(result.latent, "denoised latent")
+        return io.NodeOutput(out)
 
 
 CHUNK_NODES = [NoiseCandidates, KStepPreview, ClipMinCosineScore, SelectBestNoise, FullDenoise]

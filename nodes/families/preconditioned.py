@@ -24,6 +24,9 @@ class Preconditioned(Family):
     (patch it upstream, e.g. with VideoLinearCFGGuidance).
     """
 
+    needs_vae = False
+    """Nothing to encode: a VAE is needed only to decode previews."""
+
     def __init__(self, positive, negative, latent: dict, like: Optional[FamilySpec] = None) -> None:
         if not isinstance(latent, dict) or "samples" not in latent:
             keys = sorted(latent) if isinstance(latent, dict) else type(latent).__name__

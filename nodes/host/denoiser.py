@@ -106,7 +106,7 @@ class ComfyI2V:
         schedule_steps: Optional[int] = None,
     ) -> None:
         _check_sampler(sampler_name, scheduler)
-        if vae is None:
+        if vae is None and getattr(family, "needs_vae", True):
             raise ChunkwiseError("a VAE is needed to encode the guide and decode chunks, got None; connect a VAE")
         self.model, self._counter = count_nfe(family.patch_model(model))
         self.model_low_noise = None
@@ -142,10 +142,14 @@ class ComfyI2V:
     def condition(self, guide: torch.Tensor) -> ComfyCond:
         """Run the family's stock conditioning node on the guide (see the family's resize policy)."""
         guide = check_image(guide, "guide image")
-        positive, negative, latent = self.family.condition(self.vae, guide)
+        cond = self.conditioned(*self.family.condition(self.vae, guide))
+        comfy.model_management.soft_empty_cache()
+        return cond
+
+    def conditioned(self, positive, negative, latent: dict) -> ComfyCond:
+        """Conditioning made upstream (a stock node's outputs) as this denoiser's :class:`ComfyCond`."""
         latent = dict(latent)
         latent["samples"] = comfy.sample.fix_empty_latent_channels(self.model, latent["samples"])
-        comfy.model_management.soft_empty_cache()
         return ComfyCond(positive=positive, negative=negative, latent=latent)
 
     def latent_template(self, cond: ComfyCond) -> torch.Tensor:
@@ -260,6 +264,8 @@ class ComfyI2V:
     # 4. Decoding ---------------------------------------------------------
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        if self.vae is None:
+            raise ChunkwiseError("decoding needs a VAE, got None; connect the VAE that encoded the conditioning")
         frames = decode(self.vae, latent)
         self.frames_decoded += int(frames.shape[0])
         comfy.model_management.soft_empty_cache()

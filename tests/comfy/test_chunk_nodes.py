@@ -101,7 +101,7 @@ def test_truncated_previews_resume_the_winner_at_step_k(svd):
     candidates = NoiseCandidates.execute(svd["latent"], 2, 100)[0]
     previews = previews_for(svd, candidates, k=2, mode="truncated", model=counted)[0]
     assert counter.count == 2 * 2
-    assert all(lat is not None for lat in previews.latents)
+    assert all(r is not None and r.end_step == 2 for r in previews.results)
     scores = ClipMinCosineScore.execute(svd["image"], previews, clip_vision=svd["clip_vision"])[0]
     noise, seed, _ = SelectBestNoise.execute(candidates, scores).args
 
