@@ -416,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chunkwise",
         description="Long videos from short image-to-video models, chunk by chunk, with k-step noise search.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,report,verify}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,report,verify,evaluate}")
 
     g = sub.add_parser("generate", help="generate a long video from one image with a local diffusers I2V model",
                        description="Generate a long video chunk by chunk from a local diffusers image-to-video folder "
@@ -485,10 +485,20 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("run_folder", help="a run folder, e.g. ComfyUI/output/chunkwise/<run_name>")
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     v.set_defaults(func=cmd_verify)
+
+    # Parsed by scorers/evaluation_cli.py (main() hands it the rest of the command line); listed here for --help.
+    sub.add_parser("evaluate", add_help=False,
+                   help="VBench's quality dimensions of a finished video or run folder, per chunk and cumulative "
+                        "(chunkwise evaluate --help)")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["evaluate"]:
+        from .scorers.evaluation_cli import evaluate_command
+
+        return evaluate_command(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not logging.getLogger().handlers:

@@ -19,9 +19,10 @@ from .optional import log_missing
 _GROUPS = [
     (".chunk_nodes", "CHUNK_NODES"),
     (".loop", "LOOP_NODES"),
-    (".bindings", "BINDING_NODES"),
+    (".families", "BINDING_NODES"),
     (".scorer_nodes", "SCORER_NODES"),
     (".diffusers_node", "DIFFUSERS_NODES"),
+    (".eval_nodes", "EVAL_NODES"),
 ]
 
 

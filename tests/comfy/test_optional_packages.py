@@ -20,7 +20,7 @@ import sys
 import chunkwise
 import pytest
 import torch
-from chunkwise.nodes.bindings import I2VWan
+from chunkwise.nodes.families import I2VWan
 from chunkwise.nodes.loop import ChunkLoop
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.tests.comfy import tiny
