@@ -13,7 +13,7 @@ import pytest
 import torch
 from chunkwise.search import ChunkwiseError, durable
 from chunkwise.search import sinks as sinks_mod
-from chunkwise.search.cli import main as cli_main
+from chunkwise.cli import main as cli_main
 from chunkwise.search.runs import finished_chunks, verify_run
 from chunkwise.search.sinks import DiskSink
 
