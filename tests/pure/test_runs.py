@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from chunkwise.cli import main as cli_main
 from chunkwise.search import ChunkwiseError, durable
 from chunkwise.search import sinks as sinks_mod
-from chunkwise.cli import main as cli_main
 from chunkwise.search.runs import finished_chunks, verify_run
 from chunkwise.search.sinks import DiskSink
 
