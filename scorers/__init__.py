@@ -12,10 +12,10 @@ from .encoders import (
     CallableEncoder,
     ComfyClipVisionEncoder,
     ImageEncoder,
-    OpenClipEncoder,
     TransformersEncoder,
     load_weights_file,
 )
+from .open_clip_encoder import OpenClipEncoder
 from .verifiers import AestheticScore, LinearHead, MotionGuard, SubjectConsistency, TemporalFlicker, load_aesthetic_head
 
 __all__ = [

@@ -311,5 +311,3 @@ class TransformersEncoder(ImageEncoder):
         pixels = self.processor(images=x, return_tensors="pt", do_rescale=False)["pixel_values"]
         out = self.model(pixel_values=pixels.to(device=device, dtype=dtype))
         return getattr(out, self._output)
-
-

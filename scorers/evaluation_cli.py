@@ -79,7 +79,8 @@ def read_video_file(path: Path) -> torch.Tensor:
 def load_models(args: argparse.Namespace) -> EvalModels:
     """The models named on the command line; a path that does not exist leaves its dimension out with the reason."""
     from .dino import DinoEncoder
-    from .encoders import OpenClipEncoder, TransformersEncoder
+    from .encoders import TransformersEncoder
+    from .open_clip_encoder import OpenClipEncoder
     from .verifiers import load_aesthetic_head
 
     device = _device(args.device)

@@ -121,7 +121,7 @@ def test_dino_encoder_errors_name_the_file_to_provide(tmp_path):
 
 
 def test_frames_to_numbers_on_tiny_dino_and_open_clip(dino_file, tmp_path):
-    from chunkwise.scorers.encoders import OpenClipEncoder
+    from chunkwise.scorers.open_clip_encoder import OpenClipEncoder
 
     config = tmp_path / "chunkwise-eval-tiny-clip.json"
     config.write_text(json.dumps(TINY_OPEN_CLIP))
