@@ -453,34 +453,51 @@ def evaluate_video(
     return evaluate_chunks(chunks, sizes, models=models, image=image, label=label, progress=progress)
 
 
-def open_run_folder(path) -> tuple[object, list[dict], Optional[dict]]:
-    """A run folder opened for reading only: ``(DiskSink, finished chunk entries, report or None)``.
+@dataclass
+class RunFolder:
+    """A run folder's finished chunks, read back through the run format's own readers (search/runs.py)."""
 
-    Reads ``state.json`` with the sink's own reader and keeps the chunks whose
-    files are all present; writes and removes nothing, so a run still going on
-    in that folder is not disturbed.
+    folder: Path
+    entries: list
+
+    def chunk_frames(self, index: int) -> torch.Tensor:
+        from ..search.runs import chunk_name, frame_name
+        from ..search.sinks import load_png
+
+        entry = self.entries[index]
+        chunk = self.folder / chunk_name(entry.index)
+        return torch.stack([load_png(chunk / frame_name(entry.start + t)) for t in range(entry.frames)])
+
+    def video(self) -> torch.Tensor:
+        return torch.cat([self.chunk_frames(i) for i in range(len(self.entries))])
+
+
+def open_run_folder(path) -> tuple[RunFolder, list, Optional[dict]]:
+    """A run folder opened for reading only: ``(RunFolder, finished chunk entries, report or None)``.
+
+    Reads the header and the chunk records with the run format's own readers and keeps
+    the finished chunks; takes no lock and writes nothing, so a run still going on in
+    that folder is not disturbed.
     """
-    from ..search.sinks import REPORT, STATE, DiskSink
+    from ..search.runs import REPORT, STATE, read_header, scan_chunks
 
-    folder = Path(path).expanduser()
-    if not (folder / STATE).is_file():
+    folder = Path(path).expanduser().resolve()
+    header = read_header(folder) if (folder / STATE).is_file() else None
+    if header is None:
         raise ChunkwiseError(
-            f"{str(folder)!r} is not a chunkwise run folder (no {STATE}); expected output/chunkwise/<run_name> "
+            f"{str(path)!r} is not a chunkwise run folder (no {STATE}); expected output/chunkwise/<run_name> "
             "of a ChunkLoop run with a run_name"
         )
-    sink = DiskSink(folder.resolve().parent, folder.resolve().name)
-    state = sink._read_state(sink.folder)
-    finished = sink._finished(sink.folder, state)
+    finished = scan_chunks(folder, header).entries
     if not finished:
-        raise ChunkwiseError(f"run folder {str(folder)!r} holds no finished chunk yet: nothing to evaluate")
-    sink.state, sink.chunks = {**state, "chunks": finished}, len(finished)
+        raise ChunkwiseError(f"run folder {str(path)!r} holds no finished chunk yet: nothing to evaluate")
     report = None
     if (folder / REPORT).is_file():
         try:
             report = json.loads((folder / REPORT).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             logger.warning("chunkwise: could not read %s (%s); evaluating without its settings", folder / REPORT, e)
-    return sink, finished, report
+    return RunFolder(folder, finished), finished, report
 
 
 def evaluate_run_folder(
@@ -491,13 +508,13 @@ def evaluate_run_folder(
     label: Optional[str] = None,
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> dict:
-    """Evaluate a run folder's finished chunks, read one at a time with ``DiskSink.chunk_frames``."""
-    sink, entries, report = open_run_folder(path)
-    sizes = [e["frames"] for e in entries]
+    """Evaluate a run folder's finished chunks, read one chunk at a time."""
+    run, entries, report = open_run_folder(path)
+    sizes = [e.frames for e in entries]
     settings = report.get("settings") if isinstance(report, dict) else None
-    source = {"kind": "run folder", "path": str(sink.folder), "report": settings}
-    chunks = (sink.chunk_frames(i) for i in range(len(entries)))
-    return evaluate_chunks(chunks, sizes, models=models, image=image, label=label or sink.folder.name,
+    source = {"kind": "run folder", "path": str(run.folder), "report": settings}
+    chunks = (run.chunk_frames(i) for i in range(len(entries)))
+    return evaluate_chunks(chunks, sizes, models=models, image=image, label=label or run.folder.name,
                            source=source, progress=progress)
 
 

@@ -40,6 +40,13 @@ PACK_NAME = "chunkwise"
 SUBDIRS = ("custom_nodes", "models", "input", "output", "temp", "user")
 
 
+FREE_BARRIER = {
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 1, "height": 1, "batch_size": 1, "color": 0}},
+    "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+}
+"""A prompt the worker must take after POST /free: once it is in /history, the flags are applied."""
+
+
 class ComfyServerError(RuntimeError):
     """The server did not start, refused a prompt, or a prompt failed."""
 
@@ -342,15 +349,20 @@ class ComfyServer:
                 raise ComfyServerError(f"queue still busy after {timeout:.0f}s")
             time.sleep(0.2)
 
-    def free(self, settle: float = 1.0) -> None:
+    def free(self, timeout: float = 600.0) -> None:
         """Unload models and drop the executor's caches, so an identical prompt really runs again.
 
-        The worker reads these flags between prompts, so wait for an idle queue
-        first and give it a moment to act before the next queue().
+        ComfyUI's POST /free only sets flags on the prompt queue. The worker reads
+        them once its wait on the queue returns (woken by the flag, or after the
+        prompt it ran), but a prompt already queued by then is taken and run first,
+        from the old caches. So: wait for an idle queue, set the flags, then run a
+        tiny barrier prompt. When the barrier is in /history the worker has applied
+        the flags before it (woken by them) or applies them right after it, in both
+        cases before it takes any prompt queued after this call.
         """
-        self.wait_idle()
+        self.wait_idle(timeout)
         self.post("/free", {"unload_models": True, "free_memory": True})
-        time.sleep(settle)
+        self.run(FREE_BARRIER, timeout=timeout)
 
     def output_path(self, item: dict) -> Path:
         """Local path of an output entry ({filename, subfolder, type}) from /history."""

@@ -433,12 +433,12 @@ def test_bad_or_doubled_legacy_values_are_refused_before_any_work(bound, outdir)
         ({"candidate_batch": 0}, "candidate_batch must be between 1 and 64, got 0"),
         ({"preview_decode": "cheap"}, r"preview_decode must be one of \['full VAE'"),
         ({"halving_k": "two"}, "halving_k must be of type INT, got 'two'"),
-        ({"halving_k": 2, "accept_score": 0.5}, "cannot be combined"),
+        ({"halving_k": 1, "accept_score": 0.5}, "cannot be combined"),
         # A saved value that is not off beside a Search Options node: two places would say what the run does.
         ({"options": opts(), "colour_anchor": 0.5}, r"\{'colour_anchor': 0.5\}.*Search Options node on its options"),
     ]:
         with pytest.raises(ChunkwiseError, match=match):
-            loop(i2v, scoring, k=3, run_name="legacy", **kw)
+            loop(i2v, scoring, k=2, run_name="legacy", **kw)
     with pytest.raises(TypeError, match="colour_anchr"):
         loop(i2v, scoring, colour_anchr=0.5)
     assert i2v.nfe == nfe and list(outdir.iterdir()) == []
