@@ -7,7 +7,6 @@ same chunk in FullDenoise, KSampler and SamplerCustomAdvanced.
 
 from __future__ import annotations
 
-import comfy.samplers
 import pytest
 import torch
 from chunkwise.nodes.chunk_nodes import (
@@ -142,13 +141,6 @@ def test_impossible_settings_are_rejected_before_running():
     assert KStepPreview.validate_inputs(k=2, steps=8, mode="truncated") is True
     # Linked inputs are absent at validation time.
     assert KStepPreview.validate_inputs(k=None, steps=8, mode="truncated") is True
-
-
-def test_sampler_combos_are_comfyuis_own():
-    schema = KStepPreview.define_schema()
-    combos = {i.id: i.options for i in schema.inputs if hasattr(i, "options") and i.options}
-    assert combos["sampler_name"] == comfy.samplers.SAMPLER_NAMES
-    assert combos["scheduler"] == comfy.samplers.SCHEDULER_NAMES
 
 
 def test_full_denoise_resumes_a_noise_mask_latent_with_the_corrected_noise():

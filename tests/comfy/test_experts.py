@@ -130,6 +130,3 @@ def test_bindings_refuse_impossible_sizes_and_switches_before_any_model_loads():
     assert I2VSVD.validate_inputs(width=1024, height=576, video_frames=25, steps=20) is True
     assert I2VSVD.validate_inputs(height=570) == "height must be a multiple of 8, got 570; use 568"
     assert I2VSVD.validate_inputs(video_frames=0) == "video_frames must be between 1 and 4096, got 0"
-    # Wan's own defaults: the schedule Wan is trained for
-    defaults = {i.id: i.default for i in I2VWan.define_schema().inputs if hasattr(i, "default")}
-    assert defaults["scheduler"] == "simple" and defaults["cfg"] == 6.0

@@ -219,7 +219,7 @@ def test_bad_input_gets_a_clear_error_before_any_work(bound, outdir):
     assert i2v.nfe == nfe and list(outdir.iterdir()) == []
     assert ChunkLoop.validate_inputs(chunks=0) == "chunks must be between 1 and 1000, got 0"
     assert "between 1 and 64, got 0" in ChunkLoop.validate_inputs(candidates=0)
-    assert "'..'" in ChunkLoop.validate_inputs(run_name="a/../b") or "/" in ChunkLoop.validate_inputs(run_name="a/../b")
+    assert "must be one folder name without '/'" in ChunkLoop.validate_inputs(run_name="a/../b")
     assert "got 'sideways'" in ChunkLoop.validate_inputs(preview_mode="sideways")
     assert ChunkLoop.validate_inputs(chunks=3, candidates=4, k=2, preview_mode="truncated", seed=0, search=True,
                                      run_name="ok name") is True
