@@ -146,7 +146,7 @@ class SearchOptions(io.ComfyNode):
                                      "the scorer; misses drift between the scored frames. 1: every frame."),
                 io.Combo.Input("preview_decode", options=list(PREVIEW_DECODE), default="full VAE", optional=True,
                                tooltip="full VAE: previews decoded by the real VAE (what the paper scores). "
-                                       "approximate: ComfyUI's linear latent-to-RGB factors, one frame per latent "
+                                       "approximate: ComfyUI's latent previewer (latent-to-RGB factors, or TAESD/TAEHV with --preview-method taesd), one frame per latent "
                                        "frame at latent resolution; almost free, but cruder, so the scorer may "
                                        "pick a different winner. The chosen chunk is always fully decoded."),
                 io.Boolean.Input("early_accept", default=False, optional=True,
