@@ -8,6 +8,7 @@ itself never edits sys.path.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,10 +43,12 @@ def _check_interpreter() -> None:
 
 
 def comfy_version() -> tuple:
-    """The version of the ComfyUI imported in this process, e.g. (0, 28, 2)."""
-    import comfyui_version
-
-    return tuple(int(part) for part in comfyui_version.__version__.split(".")[:3])
+    """The version of the ComfyUI test host (the tree both tiers run), e.g. (0, 28, 2); read, not imported."""
+    text = (comfy_root() / "comfyui_version.py").read_text()
+    found = re.search(r"__version__\s*=\s*[\"']([0-9.]+)", text)
+    if not found:
+        raise RuntimeError(f"no __version__ in {comfy_root() / 'comfyui_version.py'}")
+    return tuple(int(part) for part in found.group(1).split(".")[:3])
 
 
 def enable_in_process() -> Path:
