@@ -10,7 +10,9 @@ CLI: ``python scripts/comfy_server.py [--base-dir DIR] [--port N] [--extra NAME=
 starts one and serves until Ctrl+C (handy to open the web UI on http://127.0.0.1:N).
 
 The server listens on 127.0.0.1 only; HTTP goes through the standard library
-(urllib). ComfyUI comes from ``scripts/comfy_host.py`` (``COMFYUI_DIR`` wins).
+(urllib). ComfyUI comes from ``scripts/comfy_host.py``: ``CHUNKWISE_COMFY``
+picks the test host (0.3.75 or 0.28.2) and with it the interpreter (that host's
+venv), ``COMFYUI_DIR`` wins for the root.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -32,12 +33,22 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional
 
+try:
+    from .comfy_host import host_python  # imported as chunkwise.scripts.comfy_server
+except ImportError:
+    from comfy_host import host_python  # run as a script: scripts/ is on sys.path
+
 log = logging.getLogger("chunkwise.comfy_server")
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 PACK_NAME = "chunkwise"
 SUBDIRS = ("custom_nodes", "models", "input", "output", "temp", "user")
+# The smallest prompt a worker must execute (it needs an output node): ComfyUI's own nodes, a 1x1 preview.
+FREE_BARRIER = {
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 1, "height": 1, "batch_size": 1, "color": 0}},
+    "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+}
 
 
 FREE_BARRIER = {
@@ -51,10 +62,13 @@ class ComfyServerError(RuntimeError):
     """The server did not start, refused a prompt, or a prompt failed."""
 
 
-def comfy_root() -> Path:
-    """The ComfyUI root from scripts/comfy_host.py (sets it up once; honours COMFYUI_DIR)."""
+def comfy_root(python: Optional[str] = None) -> Path:
+    """The ComfyUI root from scripts/comfy_host.py (sets it up once; honours CHUNKWISE_COMFY and COMFYUI_DIR).
+
+    It runs under ``python`` (the host's own interpreter), so the host's requirements land there.
+    """
     out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "comfy_host.py")],
+        [python or host_python(), str(ROOT / "scripts" / "comfy_host.py")],
         check=True,
         stdout=subprocess.PIPE,
         text=True,
@@ -126,7 +140,7 @@ class ComfyServer:
         self.port = port
         self.extra_custom_nodes = {k: Path(v).resolve() for k, v in (extra_custom_nodes or {}).items()}
         self.extra_args = list(extra_args or [])
-        self.python = python or sys.executable
+        self.python = python or host_python()
         self.comfy_dir = Path(comfy_dir).resolve() if comfy_dir else None
         self.startup_timeout = startup_timeout
         self.link_pack = link_pack
@@ -159,7 +173,7 @@ class ComfyServer:
     def start(self) -> "ComfyServer":
         # 1. Folders and links, then the ComfyUI root.
         self.prepare()
-        root = self.comfy_dir or comfy_root()
+        root = self.comfy_dir or comfy_root(self.python)
         explicit_port = self.port is not None
         for attempt in range(3):
             if not explicit_port:

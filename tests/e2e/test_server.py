@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from chunkwise.scripts.comfy_server import ComfyServerError
+from chunkwise.scripts.comfy_server import FREE_BARRIER, ComfyServerError
 from chunkwise.tests.e2e.tiny_prompts import TESTPACK_NAME, WORKFLOWS, node_id
 
 PACK_NODES = [
@@ -106,3 +106,18 @@ def test_interrupt_stops_a_running_prompt(server, tiny_prompt):
     assert node_id(prompt, "ChunkwiseTestSaveTensor") not in entry["outputs"]
     with pytest.raises(ComfyServerError, match="interrupted"):
         server.wait(prompt_id, timeout=5)
+
+
+def _cached(entry: dict) -> list:
+    return sorted(n for event, data in entry["status"]["messages"] if event == "execution_cached" for n in data["nodes"])
+
+
+def test_free_makes_the_next_identical_prompt_run_again(server):
+    # ComfyUI's own nodes, unlike the barrier free() runs (2x2 here, 1x1 there).
+    prompt = json.loads(json.dumps(FREE_BARRIER))
+    prompt["1"]["inputs"].update(width=2, height=2, color=0x336699)
+    server.run(prompt)
+    assert _cached(server.run(prompt)) == ["1", "2"], "an identical prompt should come from the cache"
+    for _ in range(3):
+        server.free()
+        assert _cached(server.run(prompt)) == [], "the prompt queued right after free() came from the cache"
