@@ -450,12 +450,15 @@ def test_bad_or_doubled_legacy_values_are_refused_before_any_work(bound, outdir)
 def test_the_executor_hands_legacy_values_through_the_prompt(bound):
     """ComfyUI gives execute only declared inputs; the saved ones are read from the hidden prompt,
     as ComfyUI's executor sets it on its per-run class clone (PREPARE_CLASS_CLONE)."""
-    from comfy_api.latest import io
+    import execution  # ComfyUI's executor module
+    from comfy_execution.graph import DynamicPrompt
 
     i2v, scoring = bound["wan"]
     inputs = dict(LEGACY_DEFAULTS, colour_anchor=1.0, halving_k=["3", 0])  # a linked value is ComfyUI's to pass
     prompt = {"11": {"class_type": "ChunkwiseChunkLoop", "inputs": inputs}}
-    clone = ChunkLoop.PREPARE_CLASS_CLONE({io.Hidden.prompt: prompt, io.Hidden.unique_id: "11"})
+    # The hidden values as the host's executor gathers them for this node (their shape differs by version).
+    _, _, hidden = execution.get_input_data(inputs, ChunkLoop, "11", dynprompt=DynamicPrompt(prompt))
+    clone = ChunkLoop.PREPARE_CLASS_CLONE(hidden)
     args = dict(chunks=1, candidates=M, k=K, preview_mode="short schedule", seed=5, search=True, drop_first_frame=True)
     out = clone.execute(i2v, start_image(), **scoring, **args).result
     same_run(out, loop(i2v, scoring, chunks=1, options=opts(colour_anchor=1.0)).result)
