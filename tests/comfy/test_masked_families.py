@@ -202,3 +202,15 @@ def test_previews_use_the_familys_latent_format(masked, caplog):
     assert factors.shape[0] == model.model.latent_format.latent_channels
     assert torch.equal(previewer.latent_rgb_factors.cpu().float(), factors.transpose(0, 1))
     assert fam.spec.noise_mask
+
+
+def test_vaeloader_cannot_load_a_tiny_wan22_vae_file():
+    """Why tier 3 swaps VAELoader for an in-process stand-in (tiny_wan22_5b.VAE_FILE_NOT_FEASIBLE)."""
+    import comfy.sd
+    from chunkwise.tests.comfy import tiny_wan22_5b
+
+    sd = tiny_wan22_5b.wan22_vae_state_dict(2)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        comfy.sd.VAE(sd=sd)  # what VAELoader calls on the file's state dict
+    vae = tiny_wan22_5b.vae_from_state_dict(sd)
+    assert vae.latent_channels == 48 and vae.spacial_compression_decode() == 16

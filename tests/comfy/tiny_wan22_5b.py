@@ -4,7 +4,8 @@ The configuration follows ``/work/shared/recipes/tiny_comfy_families.json`` (``w
 CPU with ComfyUI 0.3.75 and 0.28.2): ``WAN22_T2V`` with 48 latent channels in and out, the Wan 2.2 VAE
 (/16 spatial, /4 temporal). ``comfy.sd.VAE`` detects a Wan 2.2 VAE from its key names but builds the
 network at full width (dim 160, dec_dim 256); :func:`tiny_wan22_vae` makes it build the narrow network
-while it runs, so detection, ratios, latent channels and scaling stay ComfyUI's own.
+while it runs, so detection, ratios, latent channels and scaling stay ComfyUI's own. Hence tier 3 runs the
+Wan 2.2 5B workflow with in-process stand-ins (tests/e2e/testpack), not files: see :data:`VAE_FILE_NOT_FEASIBLE`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ UNET = {
 }
 VAE_NARROW = {"dim": 8, "dec_dim": 16, "num_res_blocks": 1}
 """What the Wan 2.2 VAE is built with here instead of ComfyUI's full widths."""
+VAE_FILE_NOT_FEASIBLE = (
+    "no tiny Wan 2.2 VAE file can be loaded by VAELoader: comfy.sd.VAE recognises a Wan 2.2 VAE by its key names "
+    "and builds it with dim 160 and dec_dim 256 whatever the file holds, so a narrow state dict does not fit "
+    "(size mismatch); a full-width random one is hundreds of MB."
+)
 VAE_CONFIG = {"z_dim": 48, "dim_mult": [1, 2, 4, 4], "attn_scales": [], "temperal_downsample": [False, True, True],
               "dropout": 0.0}
 
