@@ -481,7 +481,17 @@ def wan22_long_video() -> Graph:
     return g
 
 
-GRAPHS = {g.name: g for g in (svd_single_chunk(), svd_long_video(), wan21_long_video(), wan22_long_video())}
+def _family_graphs() -> list:
+    """The workflows of families bound in their own modules (they take this module's helpers as ``mw``)."""
+    try:
+        from . import workflows_masked  # imported as chunkwise.scripts.make_workflows
+    except ImportError:
+        import workflows_masked  # run as a script: scripts/ is on sys.path
+    return workflows_masked.graphs(sys.modules[__name__])
+
+
+GRAPHS = {g.name: g for g in (svd_single_chunk(), svd_long_video(), wan21_long_video(), wan22_long_video(),
+                              *_family_graphs())}
 
 
 def render(object_info: dict) -> dict[Path, str]:

@@ -30,7 +30,14 @@ def svd_parts():
     return tiny.tiny_svd()
 
 
-@pytest.fixture(params=["wan", "svd"])
+@pytest.fixture(scope="module")
+def wan22_5b_parts():
+    from chunkwise.tests.comfy import tiny_wan22_5b
+
+    return tiny_wan22_5b.tiny_wan22_5b()
+
+
+@pytest.fixture(params=["wan", "svd", "wan22_5b"])
 def family_name(request):
     return request.param
 

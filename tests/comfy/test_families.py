@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 import torch
-from chunkwise.nodes.families import Preconditioned, SVDFamily, WanFamily, svd, wan
+from chunkwise.nodes.families import Preconditioned, SVDFamily, Wan22TI2VFamily, WanFamily, svd, wan, wan22_5b
 from chunkwise.nodes.families.node import check_latent_format
 from chunkwise.nodes.families.spec import FamilySpec, SamplerDefaults
 from chunkwise.nodes.host import ComfyI2V
@@ -25,17 +25,21 @@ def schema_range(node, name):
     return widget.min, widget.max
 
 
-@pytest.mark.parametrize("binding", ["svd", "wan"])
+BINDINGS = {"svd": (svd.I2VSVD, svd), "wan": (wan.I2VWan, wan), "wan22_5b": (wan22_5b.I2VWan22TI2V, wan22_5b)}
+
+
+@pytest.mark.parametrize("binding", sorted(BINDINGS))
 def test_construction_refuses_exactly_what_validate_inputs_refuses(binding, svd_parts, wan_parts):
     """Within the widgets' own ranges (ComfyUI enforces those), a family is built exactly from the sizes its
     node's validate_inputs accepts, and the construction error carries the same message."""
-    node, module = (svd.I2VSVD, svd) if binding == "svd" else (wan.I2VWan, wan)
+    node, module = BINDINGS[binding]
     frames_name = module.SPEC.sizes.frames
 
     def build(width, height, frames):
         if binding == "svd":
             return SVDFamily(svd_parts[2], width=width, height=height, video_frames=frames)
-        return WanFamily(wan_parts[2], wan_parts[3], width=width, height=height, length=frames)
+        family = Wan22TI2VFamily if binding == "wan22_5b" else WanFamily
+        return family(wan_parts[2], wan_parts[3], width=width, height=height, length=frames)
 
     low, _ = schema_range(node, "width")
     checked = 0
@@ -61,7 +65,8 @@ def test_construction_refuses_exactly_what_validate_inputs_refuses(binding, svd_
 
 
 def test_the_size_rule_and_the_sampler_defaults_drive_the_node_schema():
-    for node, spec in ((svd.I2VSVD, svd.SPEC), (wan.I2VWan, wan.SPEC)):
+    for node, module in BINDINGS.values():
+        spec = module.SPEC
         inputs = {i.id: i for i in node.define_schema().inputs}
         assert inputs["width"].step == inputs["height"].step == spec.sizes.multiple
         assert (inputs[spec.sizes.frames].step or 1) == spec.sizes.frames_step

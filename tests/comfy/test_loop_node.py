@@ -11,7 +11,7 @@ import comfy.model_management
 import folder_paths
 import pytest
 import torch
-from chunkwise.nodes.families import I2VSVD, I2VWan
+from chunkwise.nodes.families import I2VSVD, I2VWan, I2VWan22TI2V
 from chunkwise.nodes.fingerprint import binding_fingerprint
 from chunkwise.nodes.loop import ChunkLoop, as_one_rgb_image
 from chunkwise.nodes.plot import HEIGHT, MARGIN, WIDTH
@@ -22,8 +22,10 @@ from chunkwise.tests.comfy import tiny
 from chunkwise.tests.pure.toys import MeanColourScorer
 
 STEPS, M, K, CHUNKS = 3, 2, 1, 3
-FRAMES = {"svd": 4, "wan": 5}
-SIZE = {"svd": (48, 64), "wan": (32, 32)}
+FRAMES = {"svd": 4, "wan": 5, "wan22_5b": 5}
+SIZE = {"svd": (48, 64), "wan": (32, 32), "wan22_5b": (64, 64)}
+LOOPED = ["svd", "wan", "wan22_5b"]
+"""The families run end to end here (each family's binding node, in the plain and the resumed run)."""
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,13 @@ def bound():
                          scheduler="karras")[0]
     wan = I2VWan.execute(wan_model, positive, negative, wan_vae, width=32, height=32, length=5, steps=STEPS, cfg=1.0,
                          sampler_name="euler", scheduler="simple")[0]
-    return {"svd": (svd, {"clip_vision": clip_vision}), "wan": (wan, {"scorer": MeanColourScorer()})}
+    from chunkwise.tests.comfy.tiny_wan22_5b import tiny_wan22_5b
+
+    model, vae, positive, negative = tiny_wan22_5b()
+    wan22_5b = I2VWan22TI2V.execute(model, positive, negative, vae, width=64, height=64, length=5, steps=STEPS,
+                                    cfg=1.0, sampler_name="euler", scheduler="simple")[0]
+    return {"svd": (svd, {"clip_vision": clip_vision}), "wan": (wan, {"scorer": MeanColourScorer()}),
+            "wan22_5b": (wan22_5b, {"scorer": MeanColourScorer()})}
 
 
 @pytest.fixture
@@ -120,7 +128,7 @@ def plain(bound):
     return {family: loop(i2v, scoring) for family, (i2v, scoring) in bound.items()}
 
 
-@pytest.mark.parametrize("family", ["svd", "wan"])
+@pytest.mark.parametrize("family", LOOPED)
 def test_chunk_loop_makes_the_video_report_plot_and_overview(plain, family, outdir):
     out = plain[family]
     video, report_text, plot, folder, overview = out.result
@@ -139,7 +147,7 @@ def test_chunk_loop_makes_the_video_report_plot_and_overview(plain, family, outd
     assert json.loads(out.ui["report"][0]) == report and "chunk 2: winner" in out.ui["text"][0]
 
 
-@pytest.mark.parametrize("family", ["svd", "wan"])
+@pytest.mark.parametrize("family", LOOPED)
 def test_streamed_run_interrupted_by_cancel_resumes_to_identical_frames(bound, plain, family, outdir):
     i2v, scoring = bound[family]
     full = plain[family].result

@@ -11,9 +11,9 @@ from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.noise import make_noise
 from chunkwise.tests.comfy.test_comfy_i2v import BrightnessScorer, guide_image, make_i2v
 
-FRAMES = {"wan": 5, "svd": 4}
-LATENT_FRAMES = {"wan": 2, "svd": 4}  # Wan packs 4 frames per latent frame after the first
-PIXELS = {"wan": (32, 32), "svd": (48, 64)}
+FRAMES = {"wan": 5, "svd": 4, "wan22_5b": 5}
+LATENT_FRAMES = {"wan": 2, "svd": 4, "wan22_5b": 2}  # Wan packs 4 frames per latent frame after the first
+PIXELS = {"wan": (32, 32), "svd": (48, 64), "wan22_5b": (64, 64)}
 
 
 def preview_x0(i2v, seed=0, k=2, steps=6):
@@ -32,7 +32,7 @@ def test_stride_decodes_only_the_picked_frames_where_the_vae_allows(family_name,
     before = i2v.frames_decoded
     strided = i2v.preview_decode(x0, stride=2)
     decoded = i2v.frames_decoded - before
-    # SVD's image VAE decodes each latent frame alone; Wan's video VAE needs the whole clip.
+    # SVD's image VAE decodes each latent frame alone; Wan's video VAEs need the whole clip.
     assert decoded == (len(picked) if family_name == "svd" else FRAMES[family_name])
     assert strided.shape[0] == len(picked)
     torch.testing.assert_close(strided, full[picked], rtol=1e-5, atol=1e-5)

@@ -17,6 +17,7 @@ REQUIRED = {
     "ChunkwiseSearchOptions": "Search Options",
     "ChunkwiseI2VSVD": "I2V Model (SVD)",
     "ChunkwiseI2VWan": "I2V Model (Wan)",
+    "ChunkwiseI2VWan22TI2V": "I2V Model (Wan 2.2 5B TI2V)",
 }
 
 

@@ -19,6 +19,7 @@ PACK_NODES = [
     "ChunkwiseSearchOptions",
     "ChunkwiseI2VSVD",
     "ChunkwiseI2VWan",
+    "ChunkwiseI2VWan22TI2V",
 ]
 DISPLAY_NAMES = {
     "ChunkwiseNoiseCandidates": "NoiseCandidates",
@@ -30,6 +31,7 @@ DISPLAY_NAMES = {
     "ChunkwiseSearchOptions": "Search Options",
     "ChunkwiseI2VSVD": "I2V Model (SVD)",
     "ChunkwiseI2VWan": "I2V Model (Wan)",
+    "ChunkwiseI2VWan22TI2V": "I2V Model (Wan 2.2 5B TI2V)",
 }
 
 

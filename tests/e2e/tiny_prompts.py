@@ -24,7 +24,7 @@ TESTPACK = Path(__file__).resolve().parent / "testpack"
 TESTPACK_NAME = "chunkwise_testpack"
 
 WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video",
-             "chunkwise_wan22_i2v_long_video")
+             "chunkwise_wan22_i2v_long_video", "chunkwise_wan22_5b_ti2v_long_video")
 SAVE_TENSOR = "ChunkwiseTestSaveTensor"
 REPORT_FORMAT = "chunkwise.report/1"
 
@@ -35,7 +35,12 @@ SWAPS = {
     "VAELoader": ("ChunkwiseTestWanVAE", {"seed": 1}),
     "CLIPVisionLoader": ("ChunkwiseTestCLIPVision", {"seed": 3}),
 }
-WAN_TEXT_WIDTH = 16  # text_dim of ChunkwiseTestWanModel
+WAN_TEXT_WIDTH = 16  # text_dim of ChunkwiseTestWanModel (and of ChunkwiseTestWan22Model)
+WORKFLOW_SWAPS = {
+    "chunkwise_wan22_5b_ti2v_long_video": {"UNETLoader": ("ChunkwiseTestWan22Model", {"seed": 1}),
+                                           "VAELoader": ("ChunkwiseTestWan22VAE", {"seed": 2})},
+}
+"""Per workflow, the loaders whose tiny stand-ins differ from :data:`SWAPS` (another family's models)."""
 
 
 @dataclass
@@ -105,10 +110,11 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Pat
     # 2. Loaders -> tiny stand-ins (same output slots), text encoder -> seeded conditioning. A second loader
     #    of a kind (Wan 2.2's low-noise expert) gets another seed, so the two models differ.
     seen: dict[str, int] = {}
+    swaps = {**SWAPS, **WORKFLOW_SWAPS.get(name, {})}
     for nid, node in sorted(prompt.items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0):
         kind = node["class_type"]
-        if kind in SWAPS:
-            new_type, inputs = SWAPS[kind]
+        if kind in swaps:
+            new_type, inputs = swaps[kind]
             index = seen[kind] = seen.get(kind, -1) + 1
             node["class_type"], node["inputs"] = new_type, {**inputs, "seed": inputs["seed"] + 10 * index}
         elif kind == "LoadImage":

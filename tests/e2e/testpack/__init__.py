@@ -17,6 +17,8 @@ ChunkwiseTestSVDCheckpoint          ImageOnlyCheckpointLoader (MODEL, CLIP_VISIO
 ChunkwiseTestWanModel               UNETLoader (MODEL)
 ChunkwiseTestWanVAE                 VAELoader (VAE)
 ChunkwiseTestCLIPVision             CLIPVisionLoader (CLIP_VISION)
+ChunkwiseTestWan22Model             UNETLoader (MODEL), Wan 2.2 TI2V 5B
+ChunkwiseTestWan22VAE               VAELoader (VAE), the Wan 2.2 VAE
 ChunkwiseTestTextConditioning       CLIPTextEncode (CONDITIONING), no CLIPLoader needed
 ChunkwiseTestImage                  LoadImage (IMAGE, MASK)
 ChunkwiseTestSaveTensor             an output node: saves an IMAGE batch losslessly
@@ -26,8 +28,10 @@ ChunkwiseTestSaveTensor             an output node: saves an IMAGE batch lossles
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.util
 import os
+import sys
 import zlib
 from pathlib import Path
 
@@ -46,6 +50,21 @@ def tiny():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_module(name: str):
+    """``tests/comfy/<name>.py`` (a family's tiny builders) as a submodule of a package over tests/comfy/, so
+    its relative import of tiny.py resolves (the package is put in sys.modules; sys.path stays as it is)."""
+    package = "chunkwise_testpack_comfy"
+    if package not in sys.modules:
+        folder = _TINY_PATH.parent
+        spec = importlib.util.spec_from_file_location(package, folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[package] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f"{package}.{name}")
 
 
 # The builders are cached per seed: a server run builds each tiny model once.
@@ -125,6 +144,46 @@ class TestCLIPVision:
 
     def load(self, seed, clip_name=""):
         return (_clip_vision(int(seed)),)
+
+
+@functools.lru_cache(maxsize=4)
+def _wan22_model(seed: int):
+    return tiny_module("tiny_wan22_5b").tiny_wan22_model(seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _wan22_vae(seed: int):
+    return tiny_module("tiny_wan22_5b").tiny_wan22_vae(seed)
+
+
+class TestWan22Model:
+    DESCRIPTION = ("Tiny random Wan 2.2 TI2V 5B model (WAN22, 48 latent channels, dim 32, 1 layer, text_dim 16): "
+                   "UNETLoader's output. Use ChunkwiseTestTextConditioning for its text conditioning (width 16).")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(1)}, "optional": {"unet_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, unet_name=""):
+        return (_wan22_model(int(seed)),)
+
+
+class TestWan22VAE:
+    DESCRIPTION = ("Tiny random Wan 2.2 VAE (dim 8; spatial /16, temporal /4, 48 latent channels): VAELoader's "
+                   "output. VAELoader itself cannot load it: it builds every Wan 2.2 VAE at full width.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("VAE",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(2)}, "optional": {"vae_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, vae_name=""):
+        return (_wan22_vae(int(seed)),)
 
 
 class TestTextConditioning:
@@ -211,5 +270,7 @@ NODE_CLASS_MAPPINGS = {
     "ChunkwiseTestTextConditioning": TestTextConditioning,
     "ChunkwiseTestImage": TestImage,
     "ChunkwiseTestSaveTensor": TestSaveTensor,
+    "ChunkwiseTestWan22Model": TestWan22Model,
+    "ChunkwiseTestWan22VAE": TestWan22VAE,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {k: k.replace("Chunkwise", "chunkwise test: ") for k in NODE_CLASS_MAPPINGS}
