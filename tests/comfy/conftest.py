@@ -30,7 +30,14 @@ def svd_parts():
     return tiny.tiny_svd()
 
 
-@pytest.fixture(params=["wan", "svd"])
+@pytest.fixture(scope="module")
+def ltxv_parts():
+    from chunkwise.tests.comfy import tiny_ltxv
+
+    return tiny_ltxv.tiny_ltxv()
+
+
+@pytest.fixture(params=["wan", "svd", "ltxv"])
 def family_name(request):
     return request.param
 

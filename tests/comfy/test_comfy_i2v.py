@@ -7,7 +7,7 @@ import comfy.sd
 import comfy.utils
 import pytest
 import torch
-from chunkwise.nodes.families import SVDFamily, WanFamily
+from chunkwise.nodes.families import LTXVFamily, SVDFamily, WanFamily
 from chunkwise.nodes.host import ComfyI2V, NFECounter, count_nfe, sample_window
 from chunkwise.search.engine import LoopSettings, SearchSettings, run_chunks
 from chunkwise.search.errors import ChunkwiseError
@@ -17,6 +17,7 @@ from chunkwise.tests.comfy import tiny
 
 WAN_SIZE = {"width": 32, "height": 32, "length": 5}  # latent [1, 16, 2, 4, 4]
 SVD_SIZE = {"width": 64, "height": 48, "video_frames": 4}  # latent [4, 4, 6, 8]
+LTXV_SIZE = {"width": 64, "height": 64, "length": 9}  # latent [1, 128, 2, 2, 2] + noise_mask [1, 1, 2, 1, 1]
 
 
 def guide_image(seed: int = 0, h: int = 40, w: int = 56) -> torch.Tensor:
@@ -29,6 +30,10 @@ def make_i2v(family_name: str, parts, *, cfg: float = 3.0, sampler: str = "euler
     if family_name == "wan":
         model, vae, positive, negative = parts
         family = WanFamily(positive, negative, **WAN_SIZE)
+        scheduler = "simple"
+    elif family_name == "ltxv":
+        model, vae, positive, negative = parts
+        family = LTXVFamily(positive, negative, **LTXV_SIZE)
         scheduler = "simple"
     else:
         model, vae, clip_vision = parts
@@ -52,8 +57,8 @@ def spy_calls(i2v, record) -> list:
     return calls
 
 
-EXPECTED_FRAMES = {"wan": (5, 32, 32, 3), "svd": (4, 48, 64, 3)}
-EXPECTED_LATENT = {"wan": (1, 16, 2, 4, 4), "svd": (4, 4, 6, 8)}
+EXPECTED_FRAMES = {"wan": (5, 32, 32, 3), "svd": (4, 48, 64, 3), "ltxv": (9, 64, 64, 3)}
+EXPECTED_LATENT = {"wan": (1, 16, 2, 4, 4), "svd": (4, 4, 6, 8), "ltxv": (1, 128, 2, 2, 2)}
 
 
 class CountingFamily:

@@ -1,4 +1,4 @@
-"""Tier 2: ChunkLoop.execute on the tiny SVD and Wan bindings, CPU: frames, report, plot,
+"""Tier 2: ChunkLoop.execute on the tiny SVD, Wan and LTX-Video bindings, CPU: frames, report, plot,
 streaming to a run folder, resume after a real ComfyUI interrupt, bad input, the Search Options
 node, and the options of workflows saved while they were ChunkLoop's own inputs."""
 
@@ -11,19 +11,19 @@ import comfy.model_management
 import folder_paths
 import pytest
 import torch
-from chunkwise.nodes.families import I2VSVD, I2VWan
+from chunkwise.nodes.families import I2VLTXV, I2VSVD, I2VWan
 from chunkwise.nodes.fingerprint import binding_fingerprint
 from chunkwise.nodes.loop import ChunkLoop, as_one_rgb_image
 from chunkwise.nodes.plot import HEIGHT, MARGIN, WIDTH
 from chunkwise.nodes.search_options import SearchOptions
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.runs import finished_chunks
-from chunkwise.tests.comfy import tiny
+from chunkwise.tests.comfy import tiny, tiny_ltxv
 from chunkwise.tests.pure.toys import MeanColourScorer
 
 STEPS, M, K, CHUNKS = 3, 2, 1, 3
-FRAMES = {"svd": 4, "wan": 5}
-SIZE = {"svd": (48, 64), "wan": (32, 32)}
+FRAMES = {"svd": 4, "wan": 5, "ltxv": 9}
+SIZE = {"svd": (48, 64), "wan": (32, 32), "ltxv": (64, 64)}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,12 @@ def bound():
                          scheduler="karras")[0]
     wan = I2VWan.execute(wan_model, positive, negative, wan_vae, width=32, height=32, length=5, steps=STEPS, cfg=1.0,
                          sampler_name="euler", scheduler="simple")[0]
-    return {"svd": (svd, {"clip_vision": clip_vision}), "wan": (wan, {"scorer": MeanColourScorer()})}
+    ltxv_model, ltxv_vae, ltxv_positive, ltxv_negative = tiny_ltxv.tiny_ltxv()
+    ltxv = I2VLTXV.execute(ltxv_model, ltxv_positive, ltxv_negative, ltxv_vae, width=64, height=64, length=9,
+                           strength=1.0, frame_rate=25.0, steps=STEPS, cfg=1.0, sampler_name="euler",
+                           scheduler="simple")[0]
+    return {"svd": (svd, {"clip_vision": clip_vision}), "wan": (wan, {"scorer": MeanColourScorer()}),
+            "ltxv": (ltxv, {"scorer": MeanColourScorer()})}
 
 
 @pytest.fixture
@@ -120,7 +125,7 @@ def plain(bound):
     return {family: loop(i2v, scoring) for family, (i2v, scoring) in bound.items()}
 
 
-@pytest.mark.parametrize("family", ["svd", "wan"])
+@pytest.mark.parametrize("family", ["svd", "wan", "ltxv"])
 def test_chunk_loop_makes_the_video_report_plot_and_overview(plain, family, outdir):
     out = plain[family]
     video, report_text, plot, folder, overview = out.result
@@ -139,7 +144,7 @@ def test_chunk_loop_makes_the_video_report_plot_and_overview(plain, family, outd
     assert json.loads(out.ui["report"][0]) == report and "chunk 2: winner" in out.ui["text"][0]
 
 
-@pytest.mark.parametrize("family", ["svd", "wan"])
+@pytest.mark.parametrize("family", ["svd", "wan", "ltxv"])
 def test_streamed_run_interrupted_by_cancel_resumes_to_identical_frames(bound, plain, family, outdir):
     i2v, scoring = bound[family]
     full = plain[family].result

@@ -17,6 +17,7 @@ REQUIRED = {
     "ChunkwiseSearchOptions": "Search Options",
     "ChunkwiseI2VSVD": "I2V Model (SVD)",
     "ChunkwiseI2VWan": "I2V Model (Wan)",
+    "ChunkwiseI2VLTXV": "I2V Model (LTX-Video)",
 }
 
 
