@@ -481,7 +481,13 @@ def wan22_long_video() -> Graph:
     return g
 
 
+try:  # the families' graph modules take this module's helpers as ``mw``
+    from . import workflows_ltxv  # imported as chunkwise.scripts.make_workflows
+except ImportError:
+    import workflows_ltxv  # run as a script: scripts/ is on sys.path
+
 GRAPHS = {g.name: g for g in (svd_single_chunk(), svd_long_video(), wan21_long_video(), wan22_long_video())}
+GRAPHS.update({g.name: g for g in (workflows_ltxv.ltxv_long_video(sys.modules[__name__]),)})
 
 
 def render(object_info: dict) -> dict[Path, str]:

@@ -24,7 +24,7 @@ TESTPACK = Path(__file__).resolve().parent / "testpack"
 TESTPACK_NAME = "chunkwise_testpack"
 
 WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video",
-             "chunkwise_wan22_i2v_long_video")
+             "chunkwise_wan22_i2v_long_video", "chunkwise_ltxv_i2v_long_video")
 SAVE_TENSOR = "ChunkwiseTestSaveTensor"
 REPORT_FORMAT = "chunkwise.report/1"
 
@@ -34,6 +34,7 @@ SWAPS = {
     "UNETLoader": ("ChunkwiseTestWanModel", {"seed": 1}),
     "VAELoader": ("ChunkwiseTestWanVAE", {"seed": 1}),
     "CLIPVisionLoader": ("ChunkwiseTestCLIPVision", {"seed": 3}),
+    "CheckpointLoaderSimple": ("ChunkwiseTestLTXVCheckpoint", {"seed": 1}),  # the LTX-Video workflow's
 }
 WAN_TEXT_WIDTH = 16  # text_dim of ChunkwiseTestWanModel
 
@@ -51,11 +52,21 @@ class TinySettings:
     wan_length: int = 5  # frames per Wan chunk (4n+1)
     svd_size: tuple = (64, 48)  # width, height
     wan_size: tuple = (32, 32)
+    ltxv_length: int = 9  # frames per LTX-Video chunk (8n+1, at least 9)
+    ltxv_size: tuple = (64, 64)
     image_seed: int = 7
     prefix: str = "chunkwise_e2e"
 
     def frames_per_chunk(self, workflow: str) -> int:
+        if "ltxv" in workflow:
+            return self.ltxv_length
         return self.wan_length if "wan" in workflow else self.svd_frames
+
+    def size(self, workflow: str) -> tuple:
+        """(width, height) of the workflow's frames."""
+        if "ltxv" in workflow:
+            return self.ltxv_size
+        return self.wan_size if "wan" in workflow else self.svd_size
 
 
 def load_api(name: str, api_dir: Path = API_DIR) -> dict:
@@ -88,11 +99,12 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Pat
         setattr(s, key, value)
     prompt = copy.deepcopy(load_api(name, api_dir))
     wan = any(n["class_type"] == "UNETLoader" for n in prompt.values())
-    width, height = s.wan_size if wan else s.svd_size
+    ltxv = any(n["class_type"] == "ChunkwiseI2VLTXV" for n in prompt.values())
+    width, height = s.ltxv_size if ltxv else s.wan_size if wan else s.svd_size
 
     # 1. Sizes, steps and counts on the nodes that have them.
     common = {"steps": s.steps, "k": s.k, "chunks": s.chunks, "candidates": s.candidates, "count": s.candidates,
-              "seed": s.seed, "width": width, "height": height, "video_frames": s.svd_frames, "length": s.wan_length}
+              "seed": s.seed, "width": width, "height": height, "video_frames": s.svd_frames, "length": s.ltxv_length if ltxv else s.wan_length}
     for node in prompt.values():
         for key, value in common.items():
             if key in node["inputs"] and not isinstance(node["inputs"][key], list):
@@ -117,6 +129,8 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Pat
         elif kind == "CLIPTextEncode":
             node["class_type"] = "ChunkwiseTestTextConditioning"
             node["inputs"] = {"text": node["inputs"]["text"], "width": WAN_TEXT_WIDTH, "tokens": 8}
+            if ltxv:  # T5 text with its attention_mask, as LTXV's model takes it (width 16 too)
+                node["inputs"]["attention_mask"] = True
         elif kind == "CLIPLoader":
             del prompt[nid]
 

@@ -17,6 +17,7 @@ ChunkwiseTestSVDCheckpoint          ImageOnlyCheckpointLoader (MODEL, CLIP_VISIO
 ChunkwiseTestWanModel               UNETLoader (MODEL)
 ChunkwiseTestWanVAE                 VAELoader (VAE)
 ChunkwiseTestCLIPVision             CLIPVisionLoader (CLIP_VISION)
+ChunkwiseTestLTXVCheckpoint         CheckpointLoaderSimple for LTX-Video (MODEL, CLIP: None, VAE)
 ChunkwiseTestTextConditioning       CLIPTextEncode (CONDITIONING), no CLIPLoader needed
 ChunkwiseTestImage                  LoadImage (IMAGE, MASK)
 ChunkwiseTestSaveTensor             an output node: saves an IMAGE batch losslessly
@@ -36,6 +37,7 @@ import folder_paths
 import torch
 
 _TINY_PATH = Path(__file__).resolve().parent.parent.parent / "comfy" / "tiny.py"
+_TINY_LTXV_PATH = _TINY_PATH.with_name("tiny_ltxv.py")
 CATEGORY = "chunkwise/testing"
 
 
@@ -43,6 +45,15 @@ CATEGORY = "chunkwise/testing"
 def tiny():
     """tests/comfy/tiny.py, loaded by file path (no sys.path edit, no package import needed)."""
     spec = importlib.util.spec_from_file_location("chunkwise_testpack_tiny", _TINY_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_ltxv():
+    """tests/comfy/tiny_ltxv.py, loaded by file path like :func:`tiny`."""
+    spec = importlib.util.spec_from_file_location("chunkwise_testpack_tiny_ltxv", _TINY_LTXV_PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -62,6 +73,11 @@ def _wan(seed: int):
 @functools.lru_cache(maxsize=4)
 def _clip_vision(seed: int):
     return tiny().tiny_clip_vision(seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _ltxv(seed: int):
+    return tiny_ltxv().tiny_ltxv(seed)
 
 
 def _seed_input(default: int):
@@ -127,6 +143,23 @@ class TestCLIPVision:
         return (_clip_vision(int(seed)),)
 
 
+class TestLTXVCheckpoint:
+    DESCRIPTION = ("Tiny random LTX-Video model (1 layer, text width 16) and LTXV VAE (base width 16): "
+                   "CheckpointLoaderSimple's MODEL and VAE; its CLIP output is None (the LTX-Video template encodes "
+                   "text with a separate CLIPLoader). Text: ChunkwiseTestTextConditioning, width 16, attention_mask.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(1)}, "optional": {"ckpt_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, ckpt_name=""):
+        model, vae, _, _ = _ltxv(int(seed))
+        return (model, None, vae)
+
+
 class TestTextConditioning:
     DESCRIPTION = ("CONDITIONING for the tiny Wan model without a text encoder: a seeded random [1, tokens, width] "
                    "tensor derived from the text, so different prompts give different conditioning.")
@@ -143,13 +176,18 @@ class TestTextConditioning:
                                   "tooltip": "The model's text_dim: 16 for ChunkwiseTestWanModel, 4096 for a "
                                              "UNETLoader-loadable tiny Wan file."}),
                 "tokens": ("INT", {"default": 8, "min": 1, "max": 512}),
-            }
+            },
+            "optional": {
+                "attention_mask": ("BOOLEAN", {"default": False,
+                                               "tooltip": "Add a text attention_mask (T5 text for LTX-Video)."}),
+            },
         }
 
-    def encode(self, text, width, tokens):
+    def encode(self, text, width, tokens, attention_mask=False):
         generator = torch.Generator(device="cpu").manual_seed(zlib.crc32(text.encode("utf-8")))
         cond = torch.randn((1, int(tokens), int(width)), generator=generator)
-        return ([[cond, {}]],)
+        extra = {"attention_mask": torch.ones((1, int(tokens)), dtype=torch.long)} if attention_mask else {}
+        return ([[cond, extra]],)
 
 
 class TestImage:
@@ -208,6 +246,7 @@ NODE_CLASS_MAPPINGS = {
     "ChunkwiseTestWanModel": TestWanModel,
     "ChunkwiseTestWanVAE": TestWanVAE,
     "ChunkwiseTestCLIPVision": TestCLIPVision,
+    "ChunkwiseTestLTXVCheckpoint": TestLTXVCheckpoint,
     "ChunkwiseTestTextConditioning": TestTextConditioning,
     "ChunkwiseTestImage": TestImage,
     "ChunkwiseTestSaveTensor": TestSaveTensor,
