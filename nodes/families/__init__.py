@@ -9,16 +9,17 @@ changes. :class:`~.preconditioned.Preconditioned` binds conditioning made upstre
 
 from __future__ import annotations
 
-from . import ltxv, svd, wan
+from . import kandinsky5, ltxv, svd, wan
+from .kandinsky5 import I2VKandinsky5, Kandinsky5Family
 from .ltxv import I2VLTXV, LTXVFamily
 from .preconditioned import Preconditioned
 from .spec import Family, FamilySpec, SamplerDefaults, SizeRule
 from .svd import I2VSVD, SVDFamily
 from .wan import I2VWan, WanFamily
 
-BINDING_NODES = [I2VSVD, I2VWan, I2VLTXV]
+BINDING_NODES = [I2VSVD, I2VWan, I2VLTXV, I2VKandinsky5]
 """One binding node per family, in the order ComfyUI lists them."""
 
 __all__ = ["BINDING_NODES", "Family", "FamilySpec", "I2VSVD", "I2VWan", "Preconditioned", "SVDFamily",
            "SamplerDefaults", "SizeRule", "WanFamily", "svd", "wan"]
-__all__ += ["I2VLTXV", "LTXVFamily", "ltxv"]
+__all__ += ["I2VKandinsky5", "I2VLTXV", "Kandinsky5Family", "LTXVFamily", "kandinsky5", "ltxv"]

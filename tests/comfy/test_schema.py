@@ -18,6 +18,7 @@ REQUIRED = {
     "ChunkwiseI2VSVD": "I2V Model (SVD)",
     "ChunkwiseI2VWan": "I2V Model (Wan)",
     "ChunkwiseI2VLTXV": "I2V Model (LTX-Video)",
+    "ChunkwiseI2VKandinsky5": "I2V Model (Kandinsky 5)",
 }
 
 
