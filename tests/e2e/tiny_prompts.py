@@ -24,7 +24,8 @@ TESTPACK = Path(__file__).resolve().parent / "testpack"
 TESTPACK_NAME = "chunkwise_testpack"
 
 WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video",
-             "chunkwise_wan22_i2v_long_video", "chunkwise_ltxv_i2v_long_video")
+             "chunkwise_wan22_i2v_long_video", "chunkwise_ltxv_i2v_long_video",
+             "chunkwise_kandinsky5_i2v_long_video")
 SAVE_TENSOR = "ChunkwiseTestSaveTensor"
 REPORT_FORMAT = "chunkwise.report/1"
 
@@ -37,6 +38,10 @@ SWAPS = {
     "CheckpointLoaderSimple": ("ChunkwiseTestLTXVCheckpoint", {"seed": 1}),  # the LTX-Video workflow's
 }
 WAN_TEXT_WIDTH = 16  # text_dim of ChunkwiseTestWanModel
+K5_SWAPS = {"UNETLoader": ("ChunkwiseTestKandinsky5Model", {"seed": 1}),
+            "VAELoader": ("ChunkwiseTestKandinsky5VAE", {"seed": 1})}
+"""The Kandinsky 5 workflow's loaders (its text: width 16 with a pooled output of width 8)."""
+K5_POOLED_WIDTH = 8
 
 
 @dataclass
@@ -54,18 +59,24 @@ class TinySettings:
     wan_size: tuple = (32, 32)
     ltxv_length: int = 9  # frames per LTX-Video chunk (8n+1, at least 9)
     ltxv_size: tuple = (64, 64)
+    k5_length: int = 17  # frames per Kandinsky 5 chunk (4n+1; 5 latent frames: NormalizeVideoLatentStart's 4 + 1)
+    k5_size: tuple = (32, 32)
     image_seed: int = 7
     prefix: str = "chunkwise_e2e"
 
     def frames_per_chunk(self, workflow: str) -> int:
         if "ltxv" in workflow:
             return self.ltxv_length
+        if "kandinsky5" in workflow:
+            return self.k5_length
         return self.wan_length if "wan" in workflow else self.svd_frames
 
     def size(self, workflow: str) -> tuple:
         """(width, height) of the workflow's frames."""
         if "ltxv" in workflow:
             return self.ltxv_size
+        if "kandinsky5" in workflow:
+            return self.k5_size
         return self.wan_size if "wan" in workflow else self.svd_size
 
 
@@ -100,11 +111,14 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Pat
     prompt = copy.deepcopy(load_api(name, api_dir))
     wan = any(n["class_type"] == "UNETLoader" for n in prompt.values())
     ltxv = any(n["class_type"] == "ChunkwiseI2VLTXV" for n in prompt.values())
-    width, height = s.ltxv_size if ltxv else s.wan_size if wan else s.svd_size
+    k5 = any(n["class_type"] == "ChunkwiseI2VKandinsky5" for n in prompt.values())
+    width, height = s.ltxv_size if ltxv else s.k5_size if k5 else s.wan_size if wan else s.svd_size
+    length = s.ltxv_length if ltxv else s.k5_length if k5 else s.wan_length
+    swaps = {**SWAPS, **K5_SWAPS} if k5 else SWAPS
 
     # 1. Sizes, steps and counts on the nodes that have them.
     common = {"steps": s.steps, "k": s.k, "chunks": s.chunks, "candidates": s.candidates, "count": s.candidates,
-              "seed": s.seed, "width": width, "height": height, "video_frames": s.svd_frames, "length": s.ltxv_length if ltxv else s.wan_length}
+              "seed": s.seed, "width": width, "height": height, "video_frames": s.svd_frames, "length": length}
     for node in prompt.values():
         for key, value in common.items():
             if key in node["inputs"] and not isinstance(node["inputs"][key], list):
@@ -119,8 +133,8 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Pat
     seen: dict[str, int] = {}
     for nid, node in sorted(prompt.items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0):
         kind = node["class_type"]
-        if kind in SWAPS:
-            new_type, inputs = SWAPS[kind]
+        if kind in swaps:
+            new_type, inputs = swaps[kind]
             index = seen[kind] = seen.get(kind, -1) + 1
             node["class_type"], node["inputs"] = new_type, {**inputs, "seed": inputs["seed"] + 10 * index}
         elif kind == "LoadImage":
@@ -131,7 +145,9 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Pat
             node["inputs"] = {"text": node["inputs"]["text"], "width": WAN_TEXT_WIDTH, "tokens": 8}
             if ltxv:  # T5 text with its attention_mask, as LTXV's model takes it (width 16 too)
                 node["inputs"]["attention_mask"] = True
-        elif kind == "CLIPLoader":
+            if k5:  # Kandinsky 5 text carries a pooled output
+                node["inputs"]["pooled_width"] = K5_POOLED_WIDTH
+        elif kind in ("CLIPLoader", "DualCLIPLoader"):
             del prompt[nid]
 
     # 3. A lossless copy of the frames that go to the video.

@@ -18,6 +18,8 @@ ChunkwiseTestWanModel               UNETLoader (MODEL)
 ChunkwiseTestWanVAE                 VAELoader (VAE)
 ChunkwiseTestCLIPVision             CLIPVisionLoader (CLIP_VISION)
 ChunkwiseTestLTXVCheckpoint         CheckpointLoaderSimple for LTX-Video (MODEL, CLIP: None, VAE)
+ChunkwiseTestKandinsky5Model        UNETLoader for Kandinsky 5 (MODEL; ComfyUI 0.28.2)
+ChunkwiseTestKandinsky5VAE          VAELoader for Kandinsky 5 (VAE: HunyuanVideo's)
 ChunkwiseTestTextConditioning       CLIPTextEncode (CONDITIONING), no CLIPLoader needed
 ChunkwiseTestImage                  LoadImage (IMAGE, MASK)
 ChunkwiseTestSaveTensor             an output node: saves an IMAGE batch losslessly
@@ -38,6 +40,7 @@ import torch
 
 _TINY_PATH = Path(__file__).resolve().parent.parent.parent / "comfy" / "tiny.py"
 _TINY_LTXV_PATH = _TINY_PATH.with_name("tiny_ltxv.py")
+_TINY_K5_PATH = _TINY_PATH.with_name("tiny_kandinsky5.py")
 CATEGORY = "chunkwise/testing"
 
 
@@ -54,6 +57,15 @@ def tiny():
 def tiny_ltxv():
     """tests/comfy/tiny_ltxv.py, loaded by file path like :func:`tiny`."""
     spec = importlib.util.spec_from_file_location("chunkwise_testpack_tiny_ltxv", _TINY_LTXV_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_kandinsky5():
+    """tests/comfy/tiny_kandinsky5.py, loaded by file path like :func:`tiny`."""
+    spec = importlib.util.spec_from_file_location("chunkwise_testpack_tiny_kandinsky5", _TINY_K5_PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -78,6 +90,11 @@ def _clip_vision(seed: int):
 @functools.lru_cache(maxsize=4)
 def _ltxv(seed: int):
     return tiny_ltxv().tiny_ltxv(seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _kandinsky5(seed: int):
+    return tiny_kandinsky5().tiny_kandinsky5(seed)
 
 
 def _seed_input(default: int):
@@ -160,6 +177,35 @@ class TestLTXVCheckpoint:
         return (model, None, vae)
 
 
+class TestKandinsky5Model:
+    DESCRIPTION = ("Tiny random Kandinsky 5 video model (model_dim 32, 1+1 blocks, text width 16, pooled width 8): "
+                   "UNETLoader's output (ComfyUI 0.28.2). Text: ChunkwiseTestTextConditioning, width 16, pooled 8.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(1)}, "optional": {"unet_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, unet_name=""):
+        return (_kandinsky5(int(seed))[0],)
+
+
+class TestKandinsky5VAE:
+    DESCRIPTION = "Tiny random HunyuanVideo VAE (ch 32; spatial /8, temporal /4, 16 channels): VAELoader's output."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("VAE",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(1)}, "optional": {"vae_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, vae_name=""):
+        return (_kandinsky5(int(seed))[1],)
+
+
 class TestTextConditioning:
     DESCRIPTION = ("CONDITIONING for the tiny Wan model without a text encoder: a seeded random [1, tokens, width] "
                    "tensor derived from the text, so different prompts give different conditioning.")
@@ -180,13 +226,17 @@ class TestTextConditioning:
             "optional": {
                 "attention_mask": ("BOOLEAN", {"default": False,
                                                "tooltip": "Add a text attention_mask (T5 text for LTX-Video)."}),
+                "pooled_width": ("INT", {"default": 0, "min": 0, "max": 8192,
+                                         "tooltip": "Add a pooled_output of this width (Kandinsky 5: 8); 0: none."}),
             },
         }
 
-    def encode(self, text, width, tokens, attention_mask=False):
+    def encode(self, text, width, tokens, attention_mask=False, pooled_width=0):
         generator = torch.Generator(device="cpu").manual_seed(zlib.crc32(text.encode("utf-8")))
         cond = torch.randn((1, int(tokens), int(width)), generator=generator)
         extra = {"attention_mask": torch.ones((1, int(tokens)), dtype=torch.long)} if attention_mask else {}
+        if pooled_width:
+            extra["pooled_output"] = torch.randn((1, int(pooled_width)), generator=generator)
         return ([[cond, extra]],)
 
 
@@ -247,6 +297,8 @@ NODE_CLASS_MAPPINGS = {
     "ChunkwiseTestWanVAE": TestWanVAE,
     "ChunkwiseTestCLIPVision": TestCLIPVision,
     "ChunkwiseTestLTXVCheckpoint": TestLTXVCheckpoint,
+    "ChunkwiseTestKandinsky5Model": TestKandinsky5Model,
+    "ChunkwiseTestKandinsky5VAE": TestKandinsky5VAE,
     "ChunkwiseTestTextConditioning": TestTextConditioning,
     "ChunkwiseTestImage": TestImage,
     "ChunkwiseTestSaveTensor": TestSaveTensor,
