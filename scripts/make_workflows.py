@@ -15,6 +15,7 @@ Regenerate after changing a node's inputs::
     python scripts/make_workflows.py --url http://127.0.0.1:8188
     python scripts/make_workflows.py --object-info object_info.json
     python scripts/make_workflows.py --check         # exit 1 when the files are stale
+    CHUNKWISE_COMFY=0.28.2 .venv-comfy-0.28.2/bin/python scripts/make_workflows.py --made-on 0.28.2  # Kandinsky 5
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "workflows"
 
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
-FILE_LISTS = frozenset({"ckpt_name", "unet_name", "vae_name", "clip_name", "lora_name", "image"})
+FILE_LISTS = frozenset({"ckpt_name", "unet_name", "vae_name", "clip_name", "clip_name1", "clip_name2", "lora_name",
+                        "image"})
+MADE_ON = (0, 3, 75)
+"""The ComfyUI the bundled workflows are made on (the oldest supported), unless a graph needs a newer one."""
 FRONTEND_ONLY = frozenset({"MarkdownNote", "Note", "Reroute", "PrimitiveNode"})
 """Node types the editor draws but the server never sees (absent from /object_info and API prompts)."""
 
@@ -138,6 +142,9 @@ class Graph:
     name: str
     description: str
     nodes: list = field(default_factory=list)
+    made_on: tuple = MADE_ON
+    """The ComfyUI whose /object_info the files are made from: the oldest supported, or the oldest with the
+    graph's nodes (Kandinsky 5: 0.28.2)."""
 
     def add(self, type_: str, *, title: Optional[str] = None, models: Optional[list] = None,
             widgets: Optional[dict] = None, **links) -> Node:
@@ -481,23 +488,25 @@ def wan22_long_video() -> Graph:
     return g
 
 
-def _family_graphs() -> list:
-    """The workflows of families bound in their own modules (they take this module's helpers as ``mw``)."""
-    try:
-        from . import workflows_masked  # imported as chunkwise.scripts.make_workflows
-    except ImportError:
-        import workflows_masked  # run as a script: scripts/ is on sys.path
-    return workflows_masked.graphs(sys.modules[__name__])
+try:  # the families' graph modules take this module's helpers as ``mw`` (no import back)
+    from . import workflows_kandinsky5, workflows_ltxv, workflows_masked  # as chunkwise.scripts.make_workflows
+except ImportError:
+    import workflows_kandinsky5  # run as a script: scripts/ is on sys.path
+    import workflows_ltxv
+    import workflows_masked
+
+GRAPHS = {g.name: g for g in (svd_single_chunk(), svd_long_video(), wan21_long_video(), wan22_long_video())}
+GRAPHS.update({g.name: g for g in (*workflows_masked.graphs(sys.modules[__name__]),
+                                    workflows_ltxv.ltxv_long_video(sys.modules[__name__]),
+                                    workflows_kandinsky5.kandinsky5_long_video(sys.modules[__name__]))})
 
 
-GRAPHS = {g.name: g for g in (svd_single_chunk(), svd_long_video(), wan21_long_video(), wan22_long_video(),
-                              *_family_graphs())}
-
-
-def render(object_info: dict) -> dict[Path, str]:
-    """Every workflow file's path and text, from one /object_info."""
+def render(object_info: dict, made_on: tuple = MADE_ON) -> dict[Path, str]:
+    """The path and text of every workflow file made on ComfyUI ``made_on``, from its /object_info."""
     files = {}
     for name, graph in GRAPHS.items():
+        if graph.made_on != made_on:
+            continue
         files[WORKFLOWS / f"{name}.json"] = json.dumps(build_ui(graph, object_info), indent=2, ensure_ascii=False) + "\n"
         files[WORKFLOWS / "api" / f"{name}.json"] = (
             json.dumps(build_api(graph, object_info), indent=2, ensure_ascii=False) + "\n"
@@ -525,10 +534,14 @@ def main(argv=None) -> int:
     parser.add_argument("--url", help="a running ComfyUI to read /object_info from (default: start one headless)")
     parser.add_argument("--object-info", type=Path, help="a saved /object_info JSON instead of a server")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file differs")
+    parser.add_argument("--made-on", default=".".join(map(str, MADE_ON)),
+                        help="the ComfyUI version serving /object_info: writes the workflows made on it (default "
+                             "%(default)s; 0.28.2 for Kandinsky 5, with CHUNKWISE_COMFY=0.28.2 and its venv)")
     args = parser.parse_args(argv)
     object_info = json.loads(args.object_info.read_text()) if args.object_info else fetch_object_info(args.url)
+    made_on = tuple(int(part) for part in args.made_on.split("."))
     stale = []
-    for path, text in render(object_info).items():
+    for path, text in render(object_info, made_on).items():
         old = path.read_text() if path.is_file() else None
         if old == text:
             continue

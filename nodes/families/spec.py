@@ -135,6 +135,11 @@ class Family:
         """The model the family samples with (a clone with its patches), or ``model`` itself."""
         return model
 
+    def finish_latent(self, positive, latent: torch.Tensor) -> torch.Tensor:
+        """A finished chunk's latent as the stock workflow hands it to VAEDecode (Kandinsky 5 puts the clean
+        start frames back and normalises the first frames), given the chunk's positive conditioning."""
+        return latent
+
     def details(self) -> list[str]:
         """Settings beyond size and length, for :meth:`describe`."""
         return []

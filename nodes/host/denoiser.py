@@ -198,9 +198,16 @@ class ComfyI2V:
         )
         comfy.model_management.soft_empty_cache()
         finished = end >= steps
+        if finished:
+            out = self._finish(cond, out)
         return SampleResult(
             latent=out, x0=out if finished else x0, steps=steps, start_step=start_step, end_step=end
         )
+
+    def _finish(self, cond: ComfyCond, latent: torch.Tensor) -> torch.Tensor:
+        """The family's post-sampling step on a finished latent (``finish_latent``; none for most families)."""
+        finish = getattr(self.family, "finish_latent", None)
+        return latent if finish is None else finish(cond.positive, latent)
 
     def _sample_experts(self, model, noise, cond: ComfyCond, *, steps, start_step, end_step, resume_latent, callback,
                         seed):
@@ -359,4 +366,8 @@ class ComfyI2V:
         # One batched evaluation did the work of ``size``: count it per candidate.
         self._counter.count = before + (self._counter.count - before) * size
         comfy.model_management.soft_empty_cache()
-        return batching.split_results(out, x0, size, per, steps=steps, start_step=start_step, end_step=end)
+        results = batching.split_results(out, x0, size, per, steps=steps, start_step=start_step, end_step=end)
+        if end >= steps:
+            for r in results:
+                r.latent = r.x0 = self._finish(cond, r.latent)
+        return results

@@ -37,7 +37,27 @@ def wan22_5b_parts():
     return tiny_wan22_5b.tiny_wan22_5b()
 
 
-@pytest.fixture(params=["wan", "svd", "wan22_5b"])
+@pytest.fixture(scope="module")
+def ltxv_parts():
+    from chunkwise.tests.comfy import tiny_ltxv
+
+    return tiny_ltxv.tiny_ltxv()
+
+
+@pytest.fixture(scope="module")
+def kandinsky5_parts():
+    from chunkwise.tests.comfy.tiny_kandinsky5 import KANDINSKY5_COMFY
+    from chunkwise.tests.comfy_host import comfy_version
+
+    if comfy_version() < KANDINSKY5_COMFY:
+        pytest.skip(f"Kandinsky 5 (Kandinsky5ImageToVideo) needs ComfyUI {'.'.join(map(str, KANDINSKY5_COMFY))}; "
+                    f"this host is {'.'.join(map(str, comfy_version()))}")
+    from chunkwise.tests.comfy.tiny_kandinsky5 import tiny_kandinsky5
+
+    return tiny_kandinsky5()
+
+
+@pytest.fixture(params=["wan", "svd", "wan22_5b", "ltxv", "kandinsky5"])
 def family_name(request):
     return request.param
 

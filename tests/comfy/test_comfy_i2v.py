@@ -7,7 +7,7 @@ import comfy.sd
 import comfy.utils
 import pytest
 import torch
-from chunkwise.nodes.families import SVDFamily, Wan22TI2VFamily, WanFamily
+from chunkwise.nodes.families import Kandinsky5Family, LTXVFamily, SVDFamily, Wan22TI2VFamily, WanFamily
 from chunkwise.nodes.host import ComfyI2V, NFECounter, count_nfe, sample_window
 from chunkwise.search.engine import LoopSettings, SearchSettings, run_chunks
 from chunkwise.search.errors import ChunkwiseError
@@ -18,6 +18,8 @@ from chunkwise.tests.comfy import tiny
 WAN_SIZE = {"width": 32, "height": 32, "length": 5}  # latent [1, 16, 2, 4, 4]
 SVD_SIZE = {"width": 64, "height": 48, "video_frames": 4}  # latent [4, 4, 6, 8]
 WAN22_5B_SIZE = {"width": 64, "height": 64, "length": 5}  # latent [1, 48, 2, 4, 4] + noise_mask
+LTXV_SIZE = {"width": 64, "height": 64, "length": 9}  # latent [1, 128, 2, 2, 2] + noise_mask [1, 1, 2, 1, 1]
+K5_SIZE = {"width": 32, "height": 32, "length": 17}  # latent [1, 16, 5, 4, 4]: 4 normalised + 1 reference frame
 
 
 def guide_image(seed: int = 0, h: int = 40, w: int = 56) -> torch.Tensor:
@@ -35,6 +37,14 @@ def make_i2v(family_name: str, parts, *, cfg: float = 3.0, sampler: str = "euler
         model, vae, positive, negative = parts
         family = Wan22TI2VFamily(positive, negative, **WAN22_5B_SIZE)
         scheduler = "simple"
+    elif family_name == "ltxv":
+        model, vae, positive, negative = parts
+        family = LTXVFamily(positive, negative, **LTXV_SIZE)
+        scheduler = "simple"
+    elif family_name == "kandinsky5":
+        model, vae, positive, negative = parts
+        family = Kandinsky5Family(positive, negative, **K5_SIZE)
+        scheduler = "beta"
     else:
         model, vae, clip_vision = parts
         family = SVDFamily(clip_vision, motion_bucket_id=127, fps=6, augmentation_level=0.0, min_cfg=1.0, **SVD_SIZE)
@@ -57,8 +67,10 @@ def spy_calls(i2v, record) -> list:
     return calls
 
 
-EXPECTED_FRAMES = {"wan": (5, 32, 32, 3), "svd": (4, 48, 64, 3), "wan22_5b": (5, 64, 64, 3)}
-EXPECTED_LATENT = {"wan": (1, 16, 2, 4, 4), "svd": (4, 4, 6, 8), "wan22_5b": (1, 48, 2, 4, 4)}
+EXPECTED_FRAMES = {"wan": (5, 32, 32, 3), "svd": (4, 48, 64, 3), "wan22_5b": (5, 64, 64, 3), "ltxv": (9, 64, 64, 3),
+                   "kandinsky5": (17, 32, 32, 3)}
+EXPECTED_LATENT = {"wan": (1, 16, 2, 4, 4), "svd": (4, 4, 6, 8), "wan22_5b": (1, 48, 2, 4, 4), "ltxv": (1, 128, 2, 2, 2),
+                   "kandinsky5": (1, 16, 5, 4, 4)}
 
 
 class CountingFamily:
@@ -138,10 +150,12 @@ def test_preview_x0_is_in_the_latent_scale_and_decodes(family_name, parts):
     part = i2v.sample(cond, noise, steps=6, end_step=2, callback=lambda i, x0: steps_seen.append((i, x0)))
     assert not part.finished and steps_seen[-1][0] == 1 and [i for i, _ in steps_seen] == [0, 1]
     torch.testing.assert_close(steps_seen[-1][1], part.x0)
-    # At sigma -> 0 the x0 prediction is the result itself: the last callback of a full run equals its latent.
+    # At sigma -> 0 the x0 prediction is the result itself: the last callback of a full run equals its latent
+    # (after the family's post-sampling step, which only Kandinsky 5 has).
     seen_full = []
     full = i2v.sample(cond, noise, steps=4, callback=lambda i, x0: seen_full.append(x0))
-    torch.testing.assert_close(seen_full[-1], full.latent, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(i2v.family.finish_latent(cond.positive, seen_full[-1]), full.latent, rtol=1e-4,
+                               atol=1e-4)
     assert tuple(i2v.decode(part.x0).shape) == EXPECTED_FRAMES[family_name]
 
 

@@ -1,4 +1,4 @@
-"""Tier 2: ChunkLoop.execute on the tiny SVD and Wan bindings, CPU: frames, report, plot,
+"""Tier 2: ChunkLoop.execute on the tiny SVD, Wan and LTX-Video bindings, CPU: frames, report, plot,
 streaming to a run folder, resume after a real ComfyUI interrupt, bad input, the Search Options
 node, and the options of workflows saved while they were ChunkLoop's own inputs."""
 
@@ -11,20 +11,20 @@ import comfy.model_management
 import folder_paths
 import pytest
 import torch
-from chunkwise.nodes.families import I2VSVD, I2VWan, I2VWan22TI2V
+from chunkwise.nodes.families import I2VLTXV, I2VSVD, I2VWan, I2VWan22TI2V
 from chunkwise.nodes.fingerprint import binding_fingerprint
 from chunkwise.nodes.loop import ChunkLoop, as_one_rgb_image
 from chunkwise.nodes.plot import HEIGHT, MARGIN, WIDTH
 from chunkwise.nodes.search_options import SearchOptions
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.runs import finished_chunks
-from chunkwise.tests.comfy import tiny
+from chunkwise.tests.comfy import tiny, tiny_ltxv
 from chunkwise.tests.pure.toys import MeanColourScorer
 
 STEPS, M, K, CHUNKS = 3, 2, 1, 3
-FRAMES = {"svd": 4, "wan": 5, "wan22_5b": 5}
-SIZE = {"svd": (48, 64), "wan": (32, 32), "wan22_5b": (64, 64)}
-LOOPED = ["svd", "wan", "wan22_5b"]
+FRAMES = {"svd": 4, "wan": 5, "wan22_5b": 5, "ltxv": 9}
+SIZE = {"svd": (48, 64), "wan": (32, 32), "wan22_5b": (64, 64), "ltxv": (64, 64)}
+LOOPED = ["svd", "wan", "wan22_5b", "ltxv"]
 """The families run end to end here (each family's binding node, in the plain and the resumed run)."""
 
 
@@ -43,8 +43,12 @@ def bound():
     model, vae, positive, negative = tiny_wan22_5b()
     wan22_5b = I2VWan22TI2V.execute(model, positive, negative, vae, width=64, height=64, length=5, steps=STEPS,
                                     cfg=1.0, sampler_name="euler", scheduler="simple")[0]
+    ltxv_model, ltxv_vae, ltxv_positive, ltxv_negative = tiny_ltxv.tiny_ltxv()
+    ltxv = I2VLTXV.execute(ltxv_model, ltxv_positive, ltxv_negative, ltxv_vae, width=64, height=64, length=9,
+                           strength=1.0, frame_rate=25.0, steps=STEPS, cfg=1.0, sampler_name="euler",
+                           scheduler="simple")[0]
     return {"svd": (svd, {"clip_vision": clip_vision}), "wan": (wan, {"scorer": MeanColourScorer()}),
-            "wan22_5b": (wan22_5b, {"scorer": MeanColourScorer()})}
+            "wan22_5b": (wan22_5b, {"scorer": MeanColourScorer()}), "ltxv": (ltxv, {"scorer": MeanColourScorer()})}
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.noise import make_noise
 from chunkwise.tests.comfy.test_comfy_i2v import BrightnessScorer, guide_image, make_i2v
 
-FRAMES = {"wan": 5, "svd": 4, "wan22_5b": 5}
-LATENT_FRAMES = {"wan": 2, "svd": 4, "wan22_5b": 2}  # Wan packs 4 frames per latent frame after the first
-PIXELS = {"wan": (32, 32), "svd": (48, 64), "wan22_5b": (64, 64)}
+FRAMES = {"wan": 5, "svd": 4, "wan22_5b": 5, "ltxv": 9, "kandinsky5": 17}
+LATENT_FRAMES = {"wan": 2, "svd": 4, "wan22_5b": 2, "ltxv": 2, "kandinsky5": 5}  # Wan packs 4 frames per latent frame after the first, LTXV 8
+PIXELS = {"wan": (32, 32), "svd": (48, 64), "wan22_5b": (64, 64), "ltxv": (64, 64), "kandinsky5": (32, 32)}
 
 
 def preview_x0(i2v, seed=0, k=2, steps=6):
@@ -162,6 +162,9 @@ def test_approximate_decode_uses_comfyuis_taesd_previewer_when_comfyui_previews_
     from chunkwise.tests.comfy import tiny
 
     i2v = make_i2v(family_name, parts)
+    if i2v.model.model.latent_format.taesd_decoder_name is None:
+        pytest.skip(f"{type(i2v.model.model.latent_format).__name__} latents have no TAESD decoder in ComfyUI "
+                    "(taesd_decoder_name None): its previewer is latent-to-RGB under every preview method")
     x0 = preview_x0(i2v, seed=2)
     latent_rgb = i2v.approximate_decode(x0)  # no decoder file yet: ComfyUI's fallback, latent-to-RGB
     fmt = i2v.model.model.latent_format

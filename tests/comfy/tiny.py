@@ -216,15 +216,16 @@ def svd_checkpoint_state_dict(seed: int = 21) -> dict:
 
 def save_tiny_preview_decoder(directory, latent_format, seed: int = 31) -> Path:
     """A random-weight preview decoder where ComfyUI's ``latent_preview`` looks for it: TAESD for image
-    latents (SD15: ``taesd_decoder``), TAEHV for Wan 2.1 / 2.2 video latents (``lighttaew2_1`` /
-    ``lighttaew2_2``, float32, which ``comfy.sd.VAE`` detects as the light TAE), named ``<latent_format.taesd_decoder_name>.safetensors``."""
+    latents (SD15: ``taesd_decoder``), TAEHV for Wan 2.1 / 2.2 and HunyuanVideo latents (``lighttaew2_1`` /
+    ``lighttaew2_2``, ``taehv``; float32, which ``comfy.sd.VAE`` detects as the light TAE), named
+    ``<latent_format.taesd_decoder_name>.safetensors``."""
     import comfy.taesd.taehv
     import comfy.taesd.taesd
 
     name = latent_format.taesd_decoder_name
     if name == "taesd_decoder":
         module = comfy.taesd.taesd.TAESD(latent_channels=latent_format.latent_channels).taesd_decoder
-    elif name in ("lighttaew2_1", "lighttaew2_2"):  # Wan 2.1 (16 channels) and Wan 2.2 (48) video latents
+    elif name in ("lighttaew2_1", "lighttaew2_2", "taehv"):  # Wan 2.1 / HunyuanVideo (16 channels), Wan 2.2 (48)
         module = comfy.taesd.taehv.TAEHV(latent_channels=latent_format.latent_channels)
     else:
         raise ValueError(f"no tiny preview decoder for {name!r}; add one for taesd_decoder or lighttaew2_1/2")

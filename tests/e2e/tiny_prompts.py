@@ -24,7 +24,8 @@ TESTPACK = Path(__file__).resolve().parent / "testpack"
 TESTPACK_NAME = "chunkwise_testpack"
 
 WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video",
-             "chunkwise_wan22_i2v_long_video", "chunkwise_wan22_5b_ti2v_long_video")
+             "chunkwise_wan22_i2v_long_video", "chunkwise_wan22_5b_ti2v_long_video", "chunkwise_ltxv_i2v_long_video",
+             "chunkwise_kandinsky5_i2v_long_video")
 SAVE_TENSOR = "ChunkwiseTestSaveTensor"
 REPORT_FORMAT = "chunkwise.report/1"
 
@@ -34,13 +35,18 @@ SWAPS = {
     "UNETLoader": ("ChunkwiseTestWanModel", {"seed": 1}),
     "VAELoader": ("ChunkwiseTestWanVAE", {"seed": 1}),
     "CLIPVisionLoader": ("ChunkwiseTestCLIPVision", {"seed": 3}),
+    "CheckpointLoaderSimple": ("ChunkwiseTestLTXVCheckpoint", {"seed": 1}),  # the LTX-Video workflow's
 }
 WAN_TEXT_WIDTH = 16  # text_dim of ChunkwiseTestWanModel (and of ChunkwiseTestWan22Model)
 WORKFLOW_SWAPS = {
     "chunkwise_wan22_5b_ti2v_long_video": {"UNETLoader": ("ChunkwiseTestWan22Model", {"seed": 1}),
                                            "VAELoader": ("ChunkwiseTestWan22VAE", {"seed": 2})},
+    "chunkwise_kandinsky5_i2v_long_video": {"UNETLoader": ("ChunkwiseTestKandinsky5Model", {"seed": 1}),
+                                            "VAELoader": ("ChunkwiseTestKandinsky5VAE", {"seed": 1})},
 }
 """Per workflow, the loaders whose tiny stand-ins differ from :data:`SWAPS` (another family's models)."""
+K5_POOLED_WIDTH = 8
+"""The Kandinsky 5 text conditioning's pooled output width."""
 
 
 @dataclass
@@ -56,11 +62,27 @@ class TinySettings:
     wan_length: int = 5  # frames per Wan chunk (4n+1)
     svd_size: tuple = (64, 48)  # width, height
     wan_size: tuple = (32, 32)
+    ltxv_length: int = 9  # frames per LTX-Video chunk (8n+1, at least 9)
+    ltxv_size: tuple = (64, 64)
+    k5_length: int = 17  # frames per Kandinsky 5 chunk (4n+1; 5 latent frames: NormalizeVideoLatentStart's 4 + 1)
+    k5_size: tuple = (32, 32)
     image_seed: int = 7
     prefix: str = "chunkwise_e2e"
 
     def frames_per_chunk(self, workflow: str) -> int:
+        if "ltxv" in workflow:
+            return self.ltxv_length
+        if "kandinsky5" in workflow:
+            return self.k5_length
         return self.wan_length if "wan" in workflow else self.svd_frames
+
+    def size(self, workflow: str) -> tuple:
+        """(width, height) of the workflow's frames."""
+        if "ltxv" in workflow:
+            return self.ltxv_size
+        if "kandinsky5" in workflow:
+            return self.k5_size
+        return self.wan_size if "wan" in workflow else self.svd_size
 
 
 def load_api(name: str, api_dir: Path = API_DIR) -> dict:
@@ -93,11 +115,14 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Pat
         setattr(s, key, value)
     prompt = copy.deepcopy(load_api(name, api_dir))
     wan = any(n["class_type"] == "UNETLoader" for n in prompt.values())
-    width, height = s.wan_size if wan else s.svd_size
+    ltxv = any(n["class_type"] == "ChunkwiseI2VLTXV" for n in prompt.values())
+    k5 = any(n["class_type"] == "ChunkwiseI2VKandinsky5" for n in prompt.values())
+    width, height = s.ltxv_size if ltxv else s.k5_size if k5 else s.wan_size if wan else s.svd_size
+    length = s.ltxv_length if ltxv else s.k5_length if k5 else s.wan_length
 
     # 1. Sizes, steps and counts on the nodes that have them.
     common = {"steps": s.steps, "k": s.k, "chunks": s.chunks, "candidates": s.candidates, "count": s.candidates,
-              "seed": s.seed, "width": width, "height": height, "video_frames": s.svd_frames, "length": s.wan_length}
+              "seed": s.seed, "width": width, "height": height, "video_frames": s.svd_frames, "length": length}
     for node in prompt.values():
         for key, value in common.items():
             if key in node["inputs"] and not isinstance(node["inputs"][key], list):
@@ -123,7 +148,11 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Pat
         elif kind == "CLIPTextEncode":
             node["class_type"] = "ChunkwiseTestTextConditioning"
             node["inputs"] = {"text": node["inputs"]["text"], "width": WAN_TEXT_WIDTH, "tokens": 8}
-        elif kind == "CLIPLoader":
+            if ltxv:  # T5 text with its attention_mask, as LTXV's model takes it (width 16 too)
+                node["inputs"]["attention_mask"] = True
+            if k5:  # Kandinsky 5 text carries a pooled output
+                node["inputs"]["pooled_width"] = K5_POOLED_WIDTH
+        elif kind in ("CLIPLoader", "DualCLIPLoader"):
             del prompt[nid]
 
     # 3. A lossless copy of the frames that go to the video.

@@ -19,6 +19,9 @@ ChunkwiseTestWanVAE                 VAELoader (VAE)
 ChunkwiseTestCLIPVision             CLIPVisionLoader (CLIP_VISION)
 ChunkwiseTestWan22Model             UNETLoader (MODEL), Wan 2.2 TI2V 5B
 ChunkwiseTestWan22VAE               VAELoader (VAE), the Wan 2.2 VAE
+ChunkwiseTestLTXVCheckpoint         CheckpointLoaderSimple for LTX-Video (MODEL, CLIP: None, VAE)
+ChunkwiseTestKandinsky5Model        UNETLoader for Kandinsky 5 (MODEL; ComfyUI 0.28.2)
+ChunkwiseTestKandinsky5VAE          VAELoader for Kandinsky 5 (VAE: HunyuanVideo's)
 ChunkwiseTestTextConditioning       CLIPTextEncode (CONDITIONING), no CLIPLoader needed
 ChunkwiseTestImage                  LoadImage (IMAGE, MASK)
 ChunkwiseTestSaveTensor             an output node: saves an IMAGE batch losslessly
@@ -40,6 +43,8 @@ import folder_paths
 import torch
 
 _TINY_PATH = Path(__file__).resolve().parent.parent.parent / "comfy" / "tiny.py"
+_TINY_LTXV_PATH = _TINY_PATH.with_name("tiny_ltxv.py")
+_TINY_K5_PATH = _TINY_PATH.with_name("tiny_kandinsky5.py")
 CATEGORY = "chunkwise/testing"
 
 
@@ -67,6 +72,24 @@ def tiny_module(name: str):
     return importlib.import_module(f"{package}.{name}")
 
 
+@functools.lru_cache(maxsize=1)
+def tiny_ltxv():
+    """tests/comfy/tiny_ltxv.py, loaded by file path like :func:`tiny`."""
+    spec = importlib.util.spec_from_file_location("chunkwise_testpack_tiny_ltxv", _TINY_LTXV_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_kandinsky5():
+    """tests/comfy/tiny_kandinsky5.py, loaded by file path like :func:`tiny`."""
+    spec = importlib.util.spec_from_file_location("chunkwise_testpack_tiny_kandinsky5", _TINY_K5_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # The builders are cached per seed: a server run builds each tiny model once.
 @functools.lru_cache(maxsize=4)
 def _svd(seed: int):
@@ -81,6 +104,16 @@ def _wan(seed: int):
 @functools.lru_cache(maxsize=4)
 def _clip_vision(seed: int):
     return tiny().tiny_clip_vision(seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _ltxv(seed: int):
+    return tiny_ltxv().tiny_ltxv(seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _kandinsky5(seed: int):
+    return tiny_kandinsky5().tiny_kandinsky5(seed)
 
 
 def _seed_input(default: int):
@@ -186,6 +219,52 @@ class TestWan22VAE:
         return (_wan22_vae(int(seed)),)
 
 
+class TestLTXVCheckpoint:
+    DESCRIPTION = ("Tiny random LTX-Video model (1 layer, text width 16) and LTXV VAE (base width 16): "
+                   "CheckpointLoaderSimple's MODEL and VAE; its CLIP output is None (the LTX-Video template encodes "
+                   "text with a separate CLIPLoader). Text: ChunkwiseTestTextConditioning, width 16, attention_mask.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(1)}, "optional": {"ckpt_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, ckpt_name=""):
+        model, vae, _, _ = _ltxv(int(seed))
+        return (model, None, vae)
+
+
+class TestKandinsky5Model:
+    DESCRIPTION = ("Tiny random Kandinsky 5 video model (model_dim 32, 1+1 blocks, text width 16, pooled width 8): "
+                   "UNETLoader's output (ComfyUI 0.28.2). Text: ChunkwiseTestTextConditioning, width 16, pooled 8.")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(1)}, "optional": {"unet_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, unet_name=""):
+        return (_kandinsky5(int(seed))[0],)
+
+
+class TestKandinsky5VAE:
+    DESCRIPTION = "Tiny random HunyuanVideo VAE (ch 32; spatial /8, temporal /4, 16 channels): VAELoader's output."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("VAE",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(1)}, "optional": {"vae_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, vae_name=""):
+        return (_kandinsky5(int(seed))[1],)
+
+
 class TestTextConditioning:
     DESCRIPTION = ("CONDITIONING for the tiny Wan model without a text encoder: a seeded random [1, tokens, width] "
                    "tensor derived from the text, so different prompts give different conditioning.")
@@ -202,13 +281,22 @@ class TestTextConditioning:
                                   "tooltip": "The model's text_dim: 16 for ChunkwiseTestWanModel, 4096 for a "
                                              "UNETLoader-loadable tiny Wan file."}),
                 "tokens": ("INT", {"default": 8, "min": 1, "max": 512}),
-            }
+            },
+            "optional": {
+                "attention_mask": ("BOOLEAN", {"default": False,
+                                               "tooltip": "Add a text attention_mask (T5 text for LTX-Video)."}),
+                "pooled_width": ("INT", {"default": 0, "min": 0, "max": 8192,
+                                         "tooltip": "Add a pooled_output of this width (Kandinsky 5: 8); 0: none."}),
+            },
         }
 
-    def encode(self, text, width, tokens):
+    def encode(self, text, width, tokens, attention_mask=False, pooled_width=0):
         generator = torch.Generator(device="cpu").manual_seed(zlib.crc32(text.encode("utf-8")))
         cond = torch.randn((1, int(tokens), int(width)), generator=generator)
-        return ([[cond, {}]],)
+        extra = {"attention_mask": torch.ones((1, int(tokens)), dtype=torch.long)} if attention_mask else {}
+        if pooled_width:
+            extra["pooled_output"] = torch.randn((1, int(pooled_width)), generator=generator)
+        return ([[cond, extra]],)
 
 
 class TestImage:
@@ -267,6 +355,9 @@ NODE_CLASS_MAPPINGS = {
     "ChunkwiseTestWanModel": TestWanModel,
     "ChunkwiseTestWanVAE": TestWanVAE,
     "ChunkwiseTestCLIPVision": TestCLIPVision,
+    "ChunkwiseTestLTXVCheckpoint": TestLTXVCheckpoint,
+    "ChunkwiseTestKandinsky5Model": TestKandinsky5Model,
+    "ChunkwiseTestKandinsky5VAE": TestKandinsky5VAE,
     "ChunkwiseTestTextConditioning": TestTextConditioning,
     "ChunkwiseTestImage": TestImage,
     "ChunkwiseTestSaveTensor": TestSaveTensor,
