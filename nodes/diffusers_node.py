@@ -27,8 +27,9 @@ log = logging.getLogger("chunkwise")
 
 CATEGORY = "chunkwise/models"
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-FAMILY_CFG = {"svd": 3.0, "cogvideox": 6.0, "wan": 5.0}
-"""The guidance each family's stock pipeline uses by default (SVD: the maximum of its per-frame ramp)."""
+FAMILY_CFG = {"svd": 3.0, "cogvideox": 6.0, "wan": 5.0, "ltx": 3.0, "hunyuan15": None}
+"""The guidance each family's stock pipeline uses by default (SVD: the maximum of its per-frame ramp;
+HunyuanVideo 1.5: None, the scale of the folder's own guider, 1 for the step-distilled checkpoints)."""
 
 
 def diffusers_folders() -> list[str]:
@@ -171,7 +172,9 @@ class ChunkwiseDiffusersI2V(io.ComfyNode):
         if family == "svd":
             options["max_guidance_scale"] = guidance
         else:
-            options.update(guidance_scale=guidance, prompt=prompt or "", negative_prompt=negative_prompt or "")
+            options.update(prompt=prompt or "", negative_prompt=negative_prompt or "")
+            if guidance is not None:
+                options["guidance_scale"] = guidance
 
         # 2. Load; ComfyUI does not manage these weights, so it first frees their size on the device.
         def make_room(nbytes: int) -> None:
@@ -180,7 +183,8 @@ class ChunkwiseDiffusersI2V(io.ComfyNode):
         i2v = load_denoiser(path, device=device, dtype=torch_dtype, offload=bool(cpu_offload), before_move=make_room,
                             **options)
         i2v.steps = int(steps)
-        log.info("chunkwise: %s from %s, %d steps, cfg %.2f, %s", i2v.describe(), path, steps, guidance, torch_dtype)
+        log.info("chunkwise: %s from %s, %d steps, cfg %s, %s", i2v.describe(), path, steps,
+                 "the folder's guider" if guidance is None else f"{guidance:.2f}", torch_dtype)
         return io.NodeOutput(i2v)
 
 

@@ -428,7 +428,7 @@ class DiffusersDenoiser:
                         f"got {list(noise.shape)}; draw it from latent_template(cond)"
                     )
                 generators.append(self._run_generator(cond, seed))
-                x = noise.to(self.device, cond.latent_dtype) * getattr(scheduler, "init_noise_sigma", 1.0)
+                x = self._initial_latent(cond, noise, scheduler)
                 latents.append(x)
                 x0s.append(x)
                 memories.append({})
@@ -469,6 +469,11 @@ class DiffusersDenoiser:
             out.append(SampleResult(latent=latent_j, x0=x0_j, steps=steps, start_step=start_step, end_step=end_step,
                                     state=state_out))
         return out
+
+    def _initial_latent(self, cond: DiffusersCond, noise: torch.Tensor, scheduler) -> torch.Tensor:
+        """The latent a run starts from: the noise scaled to the scheduler's first sigma. Families that keep the
+        guide's latent in the first latent frame (LTX-Video, Kandinsky 5) put it there."""
+        return noise.to(self.device, cond.latent_dtype) * getattr(scheduler, "init_noise_sigma", 1.0)
 
     def _scheduler_step(self, scheduler, model_output, t, latents, generator, index: int, **extra):
         """One scheduler step (step ``index`` of the schedule): ``(prev_sample, x0)``, x0 from the step's
