@@ -1,8 +1,9 @@
 """The shared denoising loop of the diffusers host.
 
-Each family (SVD, CogVideoX, Wan) supplies its conditioning, one guided model
-evaluation and its decoder; this base class owns what the search needs from
-every one of them:
+Each family (SVD, CogVideoX, Wan, LTX-Video, HunyuanVideo 1.5, Kandinsky 5)
+supplies its conditioning, one guided model evaluation, its decoder and, where
+the guide's latent stands in the first latent frame, its initial latent; this
+base class owns what the search needs from every one of them:
 
 - a fresh copy of the pipeline's scheduler per run, so candidates never share
   scheduler state, and a copy at the stop step so a run can resume exactly
@@ -262,11 +263,13 @@ class DiffusersDenoiser:
         return self._text_cache
 
     def _park_text_encoder(self) -> None:
-        """Text is encoded once per run: the text encoder (T5/umT5, billions of parameters) then leaves the
-        accelerator. Under model CPU offload (no fixed device) diffusers' hooks already do this."""
-        encoder = getattr(self.pipe, "text_encoder", None)
-        if encoder is not None and self._device is not None:
-            encoder.to("cpu")
+        """Text is encoded once per run: the text encoders (T5/umT5, Qwen2.5-VL, billions of parameters; ByT5 or
+        CLIP as ``text_encoder_2``) then leave the accelerator. Under model CPU offload (no fixed device)
+        diffusers' hooks already do this."""
+        for name in ("text_encoder", "text_encoder_2"):
+            encoder = getattr(self.pipe, name, None)
+            if encoder is not None and self._device is not None:
+                encoder.to("cpu")
 
     def _fresh_scheduler(self, steps: int):
         scheduler = copy.deepcopy(self.pipe.scheduler)

@@ -1,7 +1,9 @@
-"""Tiny random LTX-Video and HunyuanVideo 1.5 image-to-video pipelines built from configs (no weights, CPU, seeded).
+"""Tiny random LTX-Video, HunyuanVideo 1.5 and Kandinsky 5 image-to-video pipelines built from configs (no weights,
+CPU, seeded).
 
 The shapes follow diffusers' own fast tests of these pipelines, shrunk further: LTX's VAE compresses 4x in space
-and time (the published one 32x and 8x), HunyuanVideo 1.5's 4x and 4x (16x and 4x). The schedulers carry the
+and time (the published one 32x and 8x), HunyuanVideo 1.5's 4x and 4x (16x and 4x), Kandinsky 5's (HunyuanVideo's
+VAE) 8x and 4x as published. The schedulers carry the
 published settings that change the schedule (LTX's sequence-length shift, HunyuanVideo 1.5's shift). No tokenizer
 or text encoder is made: tests pass text embeddings with their attention masks.
 """
@@ -75,6 +77,50 @@ def tiny_hunyuan15(guidance_scale: float = 6.0, use_meanflow: bool = False):
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def tiny_kandinsky5():
+    from diffusers import (
+        AutoencoderKLHunyuanVideo,
+        FlowMatchEulerDiscreteScheduler,
+        Kandinsky5I2VPipeline,
+        Kandinsky5Transformer3DModel,
+    )
+
+    torch.manual_seed(0)
+    transformer = Kandinsky5Transformer3DModel(
+        in_visual_dim=4, in_text_dim=16, in_text_dim2=8, time_dim=16, out_visual_dim=4, patch_size=(1, 2, 2),
+        model_dim=16, ff_dim=32, num_text_blocks=1, num_visual_blocks=1, axes_dims=(2, 2, 4), visual_cond=True,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLHunyuanVideo(
+        in_channels=3, out_channels=3, latent_channels=4, down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+        up_block_types=("HunyuanVideoUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
+        act_fn="silu", norm_num_groups=4, scaling_factor=0.476986, spatial_compression_ratio=8,
+        temporal_compression_ratio=4, mid_block_add_attention=True,
+    )
+    pipe = Kandinsky5I2VPipeline(transformer=transformer, vae=vae, text_encoder=None, tokenizer=None,
+                                 text_encoder_2=None, tokenizer_2=None,
+                                 scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def kandinsky5_text(seed: int = 0):
+    """Qwen2.5-VL hidden states and the CLIP pooled embedding, positive and negative, for the tiny Kandinsky 5."""
+    g = torch.Generator().manual_seed(seed)
+    return dict(prompt_embeds_qwen=torch.randn(1, 7, 16, generator=g), prompt_embeds_clip=torch.randn(1, 8, generator=g),
+                negative_prompt_embeds_qwen=torch.randn(1, 5, 16, generator=g),
+                negative_prompt_embeds_clip=torch.randn(1, 8, generator=g))
+
+
+def kandinsky5_stock_text(seed: int = 0):
+    """:func:`kandinsky5_text` with the cumulative sequence lengths the stock call also needs."""
+    text = kandinsky5_text(seed)
+    for prefix in ("", "negative_"):
+        length = text[f"{prefix}prompt_embeds_qwen"].shape[1]
+        text[f"{prefix}prompt_cu_seqlens"] = torch.tensor([0, length], dtype=torch.int32)
+    return text
 
 
 def ltx_text(seed: int = 0):
