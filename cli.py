@@ -7,7 +7,8 @@
     chunkwise verify ComfyUI/output/chunkwise/<run_name>
 
 ``generate`` loads the pipeline (``StableVideoDiffusionPipeline``,
-``CogVideoXImageToVideoPipeline`` or ``WanImageToVideoPipeline``) with
+``CogVideoXImageToVideoPipeline``, ``WanImageToVideoPipeline``, ``LTXImageToVideoPipeline``,
+``HunyuanVideo15ImageToVideoPipeline`` or ``Kandinsky5I2VPipeline``) with
 ``local_files_only``, runs the k-step noise search chunk by chunk, streams each
 finished chunk into the video file (PyAV; without it, a folder of PNG frames)
 and writes the search report next to the video (``<name>.report.json``).
@@ -46,7 +47,7 @@ VIDEO_CODECS = {".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264", ".webm"
 
 SCORERS = ("clip-pipeline", "clip-openclip", "clip-transformers", "flicker")
 SCORER_HELP = (
-    "clip-pipeline: the paper's CLIP min-cosine with the pipeline's own CLIP image encoder (SVD, Wan 2.1); "
+    "clip-pipeline: the paper's CLIP min-cosine with the pipeline's own CLIP image encoder (SVD, Wan 2.1; HunyuanVideo 1.5's SigLIP); "
     "clip-openclip: an open_clip model (--clip-model, --clip-weights FILE); "
     "clip-transformers: a transformers CLIP folder (--clip-weights DIR); "
     "flicker: VBench temporal flickering, no weights"
@@ -202,20 +203,35 @@ def load_image(path: str) -> torch.Tensor:
     return torch.from_numpy(array.copy()).unsqueeze(0)
 
 
-def load_prompt_embeds(path: str) -> dict:
-    """``--prompt-embeds FILE``: a safetensors file with ``prompt_embeds`` (and ``negative_prompt_embeds``)."""
+TEXT_TENSORS = {
+    "ltx": ("prompt_embeds", "negative_prompt_embeds", "prompt_attention_mask", "negative_prompt_attention_mask"),
+    "hunyuan15": ("prompt_embeds", "negative_prompt_embeds", "prompt_embeds_mask", "prompt_embeds_2",
+                  "prompt_embeds_mask_2", "negative_prompt_embeds_mask", "negative_prompt_embeds_2",
+                  "negative_prompt_embeds_mask_2"),
+    "kandinsky5": ("prompt_embeds_qwen", "negative_prompt_embeds_qwen", "prompt_embeds_clip",
+                   "negative_prompt_embeds_clip"),
+}
+"""Tensors a family reads from ``--prompt-embeds`` (the diffusers pipeline's argument names; the first is required)
+where they are not ``prompt_embeds`` and ``negative_prompt_embeds``: LTX-Video's attention masks, HunyuanVideo 1.5's
+masks and ByT5 glyph embeddings, Kandinsky 5's Qwen2.5-VL and CLIP embeddings."""
+
+
+def load_prompt_embeds(path: str, family: str = "") -> dict:
+    """``--prompt-embeds FILE``: a safetensors file with ``prompt_embeds`` (and ``negative_prompt_embeds``), or the
+    family's tensors of :data:`TEXT_TENSORS`."""
     from safetensors.torch import load_file
 
     p = Path(path).expanduser()
     if not p.is_file():
         raise ChunkwiseError(f"--prompt-embeds {str(p)!r} does not exist; pass a .safetensors file")
     tensors = load_file(str(p))
-    if "prompt_embeds" not in tensors:
+    names = TEXT_TENSORS.get(family, ("prompt_embeds", "negative_prompt_embeds"))
+    if names[0] not in tensors:
         raise ChunkwiseError(
-            f"--prompt-embeds {str(p)!r} holds {sorted(tensors)}; expected 'prompt_embeds' "
-            "(and 'negative_prompt_embeds' for guidance)"
+            f"--prompt-embeds {str(p)!r} holds {sorted(tensors)}; expected {names[0]!r} "
+            f"(and {names[1]!r} for guidance{', ' + ', '.join(map(repr, names[2:])) if names[2:] else ''})"
         )
-    return {k: tensors[k] for k in ("prompt_embeds", "negative_prompt_embeds") if k in tensors}
+    return {k: tensors[k] for k in names if k in tensors}
 
 
 def family_options(family: str, args: argparse.Namespace) -> dict:
@@ -230,7 +246,7 @@ def family_options(family: str, args: argparse.Namespace) -> dict:
         if text_given:
             raise ChunkwiseError(
                 "--prompt/--negative-prompt/--prompt-embeds were given, but Stable Video Diffusion takes no text; "
-                "leave them out (they are for CogVideoX and Wan)"
+                "leave them out (they are for the text-conditioned families: CogVideoX, Wan, LTX-Video, HunyuanVideo 1.5, Kandinsky 5)"
             )
         if args.guidance is not None:
             opts["max_guidance_scale"] = args.guidance
@@ -253,7 +269,7 @@ def family_options(family: str, args: argparse.Namespace) -> dict:
     if args.negative_prompt is not None:
         opts["negative_prompt"] = args.negative_prompt
     if args.prompt_embeds is not None:
-        opts.update(load_prompt_embeds(args.prompt_embeds))
+        opts.update(load_prompt_embeds(args.prompt_embeds, family))
     return opts
 
 
@@ -275,7 +291,8 @@ def pipeline_clip_encoder(pipe, device=None):
     if encoder is None:
         raise ChunkwiseError(
             f"--scorer clip-pipeline needs a pipeline with a CLIP image encoder, but {type(pipe).__name__} has none "
-            "(CogVideoX and Wan 2.2 have none); use --scorer clip-openclip --clip-model ViT-L-14 --clip-weights FILE, "
+            "(CogVideoX, Wan 2.2, LTX-Video and Kandinsky 5 have none); use --scorer clip-openclip --clip-model ViT-L-14 "
+            "--clip-weights FILE, "
             "or clip-transformers --clip-weights DIR"
         )
     processor = getattr(pipe, "feature_extractor", None) or getattr(pipe, "image_processor", None)
@@ -420,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="generate a long video from one image with a local diffusers I2V model",
                        description="Generate a long video chunk by chunk from a local diffusers image-to-video folder "
-                                   "(SVD, CogVideoX-I2V, Wan-I2V). Cost per chunk: m*k + s model evaluations.")
+                                   "(SVD, CogVideoX-I2V, Wan-I2V, LTX-Video, HunyuanVideo 1.5, Kandinsky 5). Cost per chunk: m*k + s model evaluations.")
     g.add_argument("--model", required=True, help="local diffusers folder with model_index.json")
     g.add_argument("--image", required=True, help="the first frame (PNG/JPEG)")
     g.add_argument("--out", required=True,
@@ -460,9 +477,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--frames", type=int, help="frames per chunk (default: the model's own)")
     g.add_argument("--fps", type=int, help="frame rate (conditioning for SVD, and of the video file)")
     g.add_argument("--guidance", type=float, help="classifier-free guidance scale (SVD: the maximum)")
-    g.add_argument("--prompt", help="text prompt (CogVideoX, Wan)")
-    g.add_argument("--negative-prompt", help="negative prompt (CogVideoX, Wan)")
-    g.add_argument("--prompt-embeds", help="safetensors file with prompt_embeds / negative_prompt_embeds")
+    g.add_argument("--prompt", help="text prompt (all but SVD)")
+    g.add_argument("--negative-prompt", help="negative prompt (the text-conditioned families)")
+    g.add_argument("--prompt-embeds", help="safetensors file with prompt_embeds / negative_prompt_embeds (LTX-Video: "
+                                            "and their attention masks; HunyuanVideo 1.5: and its masks and "
+                                            "prompt_embeds_2 tensors; Kandinsky 5: prompt_embeds_qwen/_clip and "
+                                            "their negative_ twins; the pipeline's argument names)")
     g.add_argument("--motion-bucket-id", type=int, help="SVD: amount of motion (default 127)")
     g.add_argument("--noise-aug-strength", type=float, help="SVD: noise added to the guide (default 0.02)")
     g.add_argument("--decode-chunk-size", type=int, help="SVD: frames decoded at once (lower: less memory)")

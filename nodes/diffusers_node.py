@@ -27,8 +27,9 @@ log = logging.getLogger("chunkwise")
 
 CATEGORY = "chunkwise/models"
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-FAMILY_CFG = {"svd": 3.0, "cogvideox": 6.0, "wan": 5.0}
-"""The guidance each family's stock pipeline uses by default (SVD: the maximum of its per-frame ramp)."""
+FAMILY_CFG = {"svd": 3.0, "cogvideox": 6.0, "wan": 5.0, "ltx": 3.0, "hunyuan15": None, "kandinsky5": 5.0}
+"""The guidance each family's stock pipeline uses by default (SVD: the maximum of its per-frame ramp;
+HunyuanVideo 1.5: None, the scale of the folder's own guider, 1 for the step-distilled checkpoints)."""
 
 
 def diffusers_folders() -> list[str]:
@@ -102,7 +103,7 @@ class ChunkwiseDiffusersI2V(io.ComfyNode):
             display_name="Diffusers I2V Model",
             category=CATEGORY,
             description="Loads a local diffusers image-to-video folder from models/diffusers (Stable Video "
-                        "Diffusion, CogVideoX-I2V, Wan I2V) as an I2V model for ChunkLoop. Each chunk's image "
+                        "Diffusion, CogVideoX-I2V, Wan I2V, LTX-Video, HunyuanVideo 1.5 I2V, Kandinsky 5 I2V) as an I2V model for ChunkLoop. Each chunk's image "
                         "conditioning is computed once and shared by all candidates; the prompt is encoded once. "
                         "Needs the diffusers and transformers packages.",
             inputs=[
@@ -113,27 +114,32 @@ class ChunkwiseDiffusersI2V(io.ComfyNode):
                                      "detail, proportionally more time (search adds m*k per chunk)."),
                 io.Float.Input("cfg", default=0.0, min=0.0, max=30.0, step=0.1, round=0.01,
                                tooltip="Classifier-free guidance; 0 = the model's default (SVD 3, CogVideoX 6, "
-                                       "Wan 5). 1 or less skips the negative pass (half the cost per step)."),
+                                       "Wan 5, LTX-Video 3, Kandinsky 5 5, HunyuanVideo 1.5 its folder's guider). "
+                                       "1 or less skips the negative pass (half the cost per step)."),
                 io.Combo.Input("dtype", options=DTYPES, default="auto",
                                tooltip="Weights dtype. auto: float32 on the CPU, else the model's own (SVD float16, "
-                                       "CogVideoX/Wan bfloat16, float16 where bfloat16 is slow). float32 doubles "
+                                       "the others bfloat16, float16 where bfloat16 is slow). float32 doubles "
                                        "memory."),
                 io.Int.Input("width", default=0, min=0, max=8192, step=8,
-                             tooltip="Frame width; 0 = the model's own (SVD 1024, CogVideoX 720, Wan 832). Smaller "
-                                     "is faster and lighter but softer."),
+                             tooltip="Frame width; 0 = the model's own (SVD 1024, CogVideoX 720, Wan 832, LTX-Video "
+                                     "704, Kandinsky 5 768; HunyuanVideo 1.5: the stock size for the image's aspect "
+                                     "ratio, set both or neither). Smaller is faster and lighter but softer."),
                 io.Int.Input("height", default=0, min=0, max=8192, step=8,
-                             tooltip="Frame height; 0 = the model's own (SVD 576, CogVideoX 480, Wan 480)."),
+                             tooltip="Frame height; 0 = the model's own (SVD 576, CogVideoX 480, Wan 480, LTX-Video "
+                                     "512, Kandinsky 5 512)."),
                 io.Int.Input("frames", default=0, min=0, max=4096,
-                             tooltip="Frames per chunk; 0 = the model's own (SVD 14/25, CogVideoX 49, Wan 81; Wan "
-                                     "needs 4n+1). Longer chunks: fewer seams, more memory per step."),
+                             tooltip="Frames per chunk; 0 = the model's own (SVD 14/25, CogVideoX 49, Wan 81, "
+                                     "LTX-Video 121, HunyuanVideo 1.5 121, Kandinsky 5 121; LTX-Video needs 8n+1, "
+                                     "the others 4n+1, Kandinsky 5 at least 17). Longer chunks: fewer seams, more memory per step."),
                 io.Boolean.Input("cpu_offload", default=False,
                                  tooltip="Keep the pipeline on the CPU and move each part to the GPU only while it "
                                          "runs (needs accelerate): far less GPU memory, slower."),
                 io.String.Input("prompt", multiline=True, default="", optional=True,
-                                tooltip="CogVideoX and Wan: what the video shows. Encoded once per run. "
+                                tooltip="All but SVD: what the video shows. Encoded once per run. "
                                         "Ignored by SVD."),
                 io.String.Input("negative_prompt", multiline=True, default="", optional=True,
-                                tooltip="CogVideoX and Wan: what to avoid (used when cfg > 1). Ignored by SVD."),
+                                tooltip="All but SVD: what to avoid (used when cfg > 1; empty: the model's "
+                                        "default, Kandinsky 5's stock negative prompt). Ignored by SVD."),
             ],
             outputs=[I2V.Output("i2v", tooltip="The loaded model bound to these settings, for ChunkLoop.")],
         )
@@ -171,7 +177,11 @@ class ChunkwiseDiffusersI2V(io.ComfyNode):
         if family == "svd":
             options["max_guidance_scale"] = guidance
         else:
-            options.update(guidance_scale=guidance, prompt=prompt or "", negative_prompt=negative_prompt or "")
+            options["prompt"] = prompt or ""
+            if negative_prompt:
+                options["negative_prompt"] = negative_prompt
+            if guidance is not None:
+                options["guidance_scale"] = guidance
 
         # 2. Load; ComfyUI does not manage these weights, so it first frees their size on the device.
         def make_room(nbytes: int) -> None:
@@ -180,7 +190,8 @@ class ChunkwiseDiffusersI2V(io.ComfyNode):
         i2v = load_denoiser(path, device=device, dtype=torch_dtype, offload=bool(cpu_offload), before_move=make_room,
                             **options)
         i2v.steps = int(steps)
-        log.info("chunkwise: %s from %s, %d steps, cfg %.2f, %s", i2v.describe(), path, steps, guidance, torch_dtype)
+        log.info("chunkwise: %s from %s, %d steps, cfg %s, %s", i2v.describe(), path, steps,
+                 "the folder's guider" if guidance is None else f"{guidance:.2f}", torch_dtype)
         return io.NodeOutput(i2v)
 
 

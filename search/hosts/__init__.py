@@ -8,6 +8,9 @@ pipeline class                      family            conditioning computed once
 StableVideoDiffusionPipeline        ``svd``           CLIP image embedding, VAE image latent
 CogVideoXImageToVideoPipeline       ``cogvideox``     VAE image latent (+ T5 text, once per run)
 WanImageToVideoPipeline             ``wan``           CLIP hidden states, masked VAE latent (+ text)
+LTXImageToVideoPipeline             ``ltx``           sampled VAE latent as the first frame (+ text)
+HunyuanVideo15ImageToVideoPipeline  ``hunyuan15``     SigLIP hidden states, masked VAE latent (+ text)
+Kandinsky5I2VPipeline               ``kandinsky5``    sampled VAE latent as the first frame (+ text)
 ==================================  ================  ==========================================
 
 Each denoiser runs its own loop over the pipeline's components, so a run can
@@ -32,10 +35,14 @@ PIPELINE_FAMILIES = {
     "StableVideoDiffusionPipeline": "svd",
     "CogVideoXImageToVideoPipeline": "cogvideox",
     "WanImageToVideoPipeline": "wan",
+    "LTXImageToVideoPipeline": "ltx",
+    "HunyuanVideo15ImageToVideoPipeline": "hunyuan15",
+    "Kandinsky5I2VPipeline": "kandinsky5",
 }
 """diffusers pipeline class name -> family name."""
 
-DEFAULT_DTYPES = {"svd": "float16", "cogvideox": "bfloat16", "wan": "bfloat16"}
+DEFAULT_DTYPES = {"svd": "float16", "cogvideox": "bfloat16", "wan": "bfloat16", "ltx": "bfloat16",
+                  "hunyuan15": "bfloat16", "kandinsky5": "bfloat16"}
 """The dtype each family's weights are published in, used on accelerators when none is asked for."""
 
 _DTYPE_NAMES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
@@ -55,6 +62,18 @@ def _denoiser_class(family: str):
         from .wan import WanDenoiser
 
         return WanDenoiser
+    if family == "ltx":
+        from .ltx import LTXDenoiser
+
+        return LTXDenoiser
+    if family == "hunyuan15":
+        from .hunyuan15 import HunyuanVideo15Denoiser
+
+        return HunyuanVideo15Denoiser
+    if family == "kandinsky5":
+        from .kandinsky5 import Kandinsky5Denoiser
+
+        return Kandinsky5Denoiser
     raise ChunkwiseError(f"unknown family {family!r}; expected one of {sorted(set(PIPELINE_FAMILIES.values()))}")
 
 

@@ -1,8 +1,9 @@
 """The shared denoising loop of the diffusers host.
 
-Each family (SVD, CogVideoX, Wan) supplies its conditioning, one guided model
-evaluation and its decoder; this base class owns what the search needs from
-every one of them:
+Each family (SVD, CogVideoX, Wan, LTX-Video, HunyuanVideo 1.5, Kandinsky 5)
+supplies its conditioning, one guided model evaluation, its decoder and, where
+the guide's latent stands in the first latent frame, its initial latent; this
+base class owns what the search needs from every one of them:
 
 - a fresh copy of the pipeline's scheduler per run, so candidates never share
   scheduler state, and a copy at the stop step so a run can resume exactly
@@ -262,11 +263,13 @@ class DiffusersDenoiser:
         return self._text_cache
 
     def _park_text_encoder(self) -> None:
-        """Text is encoded once per run: the text encoder (T5/umT5, billions of parameters) then leaves the
-        accelerator. Under model CPU offload (no fixed device) diffusers' hooks already do this."""
-        encoder = getattr(self.pipe, "text_encoder", None)
-        if encoder is not None and self._device is not None:
-            encoder.to("cpu")
+        """Text is encoded once per run: the text encoders (T5/umT5, Qwen2.5-VL, billions of parameters; ByT5 or
+        CLIP as ``text_encoder_2``) then leave the accelerator. Under model CPU offload (no fixed device)
+        diffusers' hooks already do this."""
+        for name in ("text_encoder", "text_encoder_2"):
+            encoder = getattr(self.pipe, name, None)
+            if encoder is not None and self._device is not None:
+                encoder.to("cpu")
 
     def _fresh_scheduler(self, steps: int):
         scheduler = copy.deepcopy(self.pipe.scheduler)
@@ -428,7 +431,7 @@ class DiffusersDenoiser:
                         f"got {list(noise.shape)}; draw it from latent_template(cond)"
                     )
                 generators.append(self._run_generator(cond, seed))
-                x = noise.to(self.device, cond.latent_dtype) * getattr(scheduler, "init_noise_sigma", 1.0)
+                x = self._initial_latent(cond, noise, scheduler)
                 latents.append(x)
                 x0s.append(x)
                 memories.append({})
@@ -469,6 +472,11 @@ class DiffusersDenoiser:
             out.append(SampleResult(latent=latent_j, x0=x0_j, steps=steps, start_step=start_step, end_step=end_step,
                                     state=state_out))
         return out
+
+    def _initial_latent(self, cond: DiffusersCond, noise: torch.Tensor, scheduler) -> torch.Tensor:
+        """The latent a run starts from: the noise scaled to the scheduler's first sigma. Families that keep the
+        guide's latent in the first latent frame (LTX-Video, Kandinsky 5) put it there."""
+        return noise.to(self.device, cond.latent_dtype) * getattr(scheduler, "init_noise_sigma", 1.0)
 
     def _scheduler_step(self, scheduler, model_output, t, latents, generator, index: int, **extra):
         """One scheduler step (step ``index`` of the schedule): ``(prev_sample, x0)``, x0 from the step's

@@ -1,10 +1,23 @@
-"""Text embeddings for the text-conditioned families (CogVideoX, Wan), encoded once per run."""
+"""Text embeddings for the text-conditioned families, encoded once per run (CogVideoX, Wan here; LTX-Video and
+HunyuanVideo 1.5, whose embeddings come with attention masks, in their own modules)."""
 
 from __future__ import annotations
 
 import torch
 
 from ..errors import ChunkwiseError
+
+
+def check_text_encoders(pipe, family: str, names=("tokenizer", "text_encoder"),
+                        keys: str = "'prompt_embeds' and 'negative_prompt_embeds'") -> None:
+    """Encoding a prompt needs the pipeline's tokenizers and text encoders ``names``: an error naming what is absent."""
+    if all(getattr(pipe, name, None) is not None for name in names):
+        return
+    have = ", ".join(f"{name}={type(getattr(pipe, name, None)).__name__}" for name in names)
+    raise ChunkwiseError(
+        f"{family}: the prompt needs the pipeline's tokenizer and text encoder, but this pipeline has {have}; "
+        f"add them to the model folder or pass prompt embeddings (--prompt-embeds FILE with {keys})"
+    )
 
 
 def encode_text(pipe, family: str, do_cfg: bool, device, text: dict, *, max_sequence_length: int, dtype=None):
@@ -16,13 +29,8 @@ def encode_text(pipe, family: str, do_cfg: bool, device, text: dict, *, max_sequ
     prompt_embeds = text.get("prompt_embeds")
     negative_embeds = text.get("negative_prompt_embeds")
     need_encoder = prompt_embeds is None or (do_cfg and negative_embeds is None)
-    if need_encoder and (getattr(pipe, "tokenizer", None) is None or getattr(pipe, "text_encoder", None) is None):
-        raise ChunkwiseError(
-            f"{family}: the prompt needs the pipeline's tokenizer and text encoder, but this pipeline has "
-            f"tokenizer={type(getattr(pipe, 'tokenizer', None)).__name__}, "
-            f"text_encoder={type(getattr(pipe, 'text_encoder', None)).__name__}; add them to the model folder "
-            "or pass prompt embeddings (--prompt-embeds FILE with 'prompt_embeds' and 'negative_prompt_embeds')"
-        )
+    if need_encoder:
+        check_text_encoders(pipe, family)
     with torch.no_grad():
         prompt_embeds, negative_embeds = pipe.encode_prompt(
             prompt=None if prompt_embeds is not None else (text.get("prompt") or ""),
