@@ -481,7 +481,56 @@ def wan22_long_video() -> Graph:
     return g
 
 
-GRAPHS = {g.name: g for g in (svd_single_chunk(), svd_long_video(), wan21_long_video(), wan22_long_video())}
+TOY_AB_SETTINGS = {"chunks": 8, "k": 2, "seed": 0, "preview_mode": "short schedule", "drop_first_frame": True}
+TOY_WORLD = {"width": 160, "height": 96, "length": 13, "drift": 1.0, "pan": 1, "steps": 8, "sampler_name": "euler",
+             "scheduler": "simple"}
+
+
+def toy_world_ab() -> Graph:
+    g = Graph("chunkwise_toy_world_ab",
+              "Naive chaining against k-step noise search, from one image and seed, on the toy world (an analytic "
+              "model needing no weights): both videos side by side, both evaluated and compared.")
+    g.note(
+        "## chunkwise: naive against search, on a toy world\n\n"
+        "**A toy model that demonstrates the mechanism, not a result about real models.** Toy World is an "
+        "analytic image-to-video model (no weights, a second on a CPU per chunk): each chunk pans its start "
+        "frame and drifts in colour, saturation and shape by an amount its initial noise decides, plus a warm "
+        "bias every chunk adds.\n\n"
+        "The two ChunkLoops share the image, the seed and every setting but the search: `candidates = 1, search "
+        "off` (naive) and `candidates = 4` scored by the colour scorer (no weights: the worst frame's Lab colour "
+        "distance to the chunk's start frame). Both videos are evaluated (Chunkwise Evaluate: colour drift of "
+        "every chunk's last frame from the input image, temporal flickering; the model-based VBench dimensions "
+        "need their encoders) and compared (b = search minus a = naive). The side-by-side video shows naive on "
+        "the left, search on the right. Keep both seeds equal when you change one.")
+    image = g.add("LoadImage", widgets={"image": START_IMAGE})
+    toy = g.add("ChunkwiseToyWorld", widgets=dict(TOY_WORLD))
+    scorer = g.add("ChunkwiseScorerColour", widgets={"size": 64, "anchor_weight": 0.0})
+    naive = g.add("ChunkwiseChunkLoop", title="ChunkLoop: naive (no search)", i2v=toy[0], image=image[0],
+                  widgets={**TOY_AB_SETTINGS, "candidates": 1, "search": False})
+    search = g.add("ChunkwiseChunkLoop", title="ChunkLoop: k-step noise search", i2v=toy[0], image=image[0],
+                   scorer=scorer[0], widgets={**TOY_AB_SETTINGS, "candidates": 4, "search": True})
+    frames = {"frames_per_chunk": TOY_WORLD["length"], "drop_first_frame": True}
+    eval_a = g.add("ChunkwiseEvaluate", title="Evaluate: naive", video=naive[0], image=image[0],
+                   widgets={**frames, "label": "naive"})
+    eval_b = g.add("ChunkwiseEvaluate", title="Evaluate: search", video=search[0], image=image[0],
+                   widgets={**frames, "label": "search m=4"})
+    compare = g.add("ChunkwiseCompare", a=eval_a[0], b=eval_b[0])
+    g.add("PreviewImage", title="Naive vs search", images=compare[1])
+    g.add("PreviewAny", title="Comparison", source=compare[2])
+    g.add("PreviewAny", title="Evaluation: naive", source=eval_a[0])
+    g.add("PreviewAny", title="Evaluation: search", source=eval_b[0])
+    g.add("PreviewImage", title="Search scores per chunk", images=search[2])
+    side = g.add("ImageStitch", title="Naive | search", image1=naive[0], image2=search[0],
+                 widgets={"direction": "right", "match_image_size": True, "spacing_width": 4,
+                          "spacing_color": "white"})
+    for source, prefix in ((side, "side_by_side"), (naive, "naive"), (search, "search")):
+        video = g.add("CreateVideo", images=source[0], widgets={"fps": 12.0})
+        g.add("SaveVideo", video=video[0], widgets={"filename_prefix": f"video/chunkwise_toy_ab_{prefix}"})
+    return g
+
+
+GRAPHS = {g.name: g for g in (svd_single_chunk(), svd_long_video(), wan21_long_video(), wan22_long_video(),
+                              toy_world_ab())}
 
 
 def render(object_info: dict) -> dict[Path, str]:

@@ -24,7 +24,7 @@ TESTPACK = Path(__file__).resolve().parent / "testpack"
 TESTPACK_NAME = "chunkwise_testpack"
 
 WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video",
-             "chunkwise_wan22_i2v_long_video")
+             "chunkwise_wan22_i2v_long_video", "chunkwise_toy_world_ab")
 SAVE_TENSOR = "ChunkwiseTestSaveTensor"
 REPORT_FORMAT = "chunkwise.report/1"
 
