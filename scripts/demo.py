@@ -306,6 +306,58 @@ def choose_models(args) -> Optional[Path]:
     return None
 
 
+ENCODER_FILES = {
+    "--dino": ("clip_vision", ("dino_vitbase16",)),
+    "--clip-b32": ("clip_vision", ("vit-b-32", "vit_b_32", "vit-b32", "clip-vit-base-patch32")),
+    "--clip-l14": ("clip_vision", ("vit-l-14", "vit_l_14", "clip-vit-large-patch14")),
+    "--aesthetic-head": ("aesthetic", ("sa_0_4_vit_l_14_linear",)),
+}
+"""chunkwise evaluate's encoder options, and the models/ subfolder and name fragments that find their files."""
+
+
+def find_encoders(models_dir: Path) -> dict[str, Path]:
+    """The evaluation encoders a models/ folder holds: chunkwise evaluate option -> file or folder."""
+    found = {}
+    for option, (folder, names) in ENCODER_FILES.items():
+        base = models_dir / folder
+        entries = sorted(base.iterdir()) if base.is_dir() else []
+        match = [e for e in entries if any(n in e.name.lower() for n in names)]
+        if match:
+            found[option] = match[0]
+    return found
+
+
+def load_pack():
+    """This repository as the package ``chunkwise`` (the evaluator lives in it), loaded by file path."""
+    import importlib.util
+
+    if "chunkwise" in sys.modules and Path(sys.modules["chunkwise"].__file__).resolve().parent == ROOT:
+        return sys.modules["chunkwise"]
+    spec = importlib.util.spec_from_file_location("chunkwise", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["chunkwise"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def evaluate_real_run(folder: Path, models_dir: Path, image: Path, out_dir: Path, stem: str) -> dict:
+    """``chunkwise evaluate`` on the run folder with whatever encoders ``models_dir`` holds."""
+    load_pack()
+    from chunkwise.scorers.evaluation_cli import evaluate_command
+
+    encoders = find_encoders(models_dir)
+    log.info("evaluating %s with %s", folder, ", ".join(f"{k} {v.name}" for k, v in encoders.items()) or
+             "no encoder files (only the dimensions that need no model)")
+    written = {"eval": out_dir / f"{stem}.eval.json", "eval_plot": out_dir / f"{stem}_eval.png"}
+    argv = [str(folder), "--json", str(written["eval"]), "--plot", str(written["eval_plot"]), "--image", str(image)]
+    for option, path in encoders.items():
+        argv += [option, str(path)]
+    if evaluate_command(argv) != 0:
+        raise DemoError(f"evaluating {folder} failed (see the message above)")
+    return written
+
+
 def run_toy(args) -> int:
     """Naive against search on the toy world (scripts/demo_toy.py): no weights, a few CPU seconds per chunk."""
     if args.models is not None:
@@ -402,6 +454,9 @@ def main(argv=None) -> int:
     build = tiny_prompt if models is None else real_prompt
     prompt = build(args.workflow, image_name, overrides)
     set_inputs(prompt, {"filename_prefix": f"video/chunkwise_demo_{args.workflow}"})
+    run_name = f"chunkwise_demo_{args.workflow}_{time.strftime('%Y%m%d-%H%M%S')}"
+    if models is not None:  # frames stream to a run folder, which the evaluation reads back losslessly
+        prompt[find(prompt, "ChunkwiseChunkLoop")]["inputs"]["run_name"] = run_name
 
     # 4. Server up, prompt through the API, results out, server down.
     stem = f"chunkwise_demo_{args.workflow}"
@@ -416,6 +471,9 @@ def main(argv=None) -> int:
         entry = server.wait(prompt_id, timeout=args.timeout)
         written = collect(server, entry, prompt, out_dir, stem)
     seconds = time.monotonic() - started
+    if models is not None:
+        written.update(evaluate_real_run(base / "output" / "chunkwise" / run_name, models, base / "input" / image_name,
+                                         out_dir, stem))
 
     # 5. Where things are.
     (out_dir / f"{stem}_prompt.json").write_text(json.dumps(prompt, indent=2, ensure_ascii=False) + "\n")
@@ -423,7 +481,7 @@ def main(argv=None) -> int:
           f"finished in {seconds:.0f} s")
     if "summary" in written:
         print(written["summary"].read_text())
-    for role in ("video", "report", "scores", "summary"):
+    for role in ("video", "report", "scores", "summary", "eval", "eval_plot"):
         if role in written:
             print(f"  {role:8s} {written[role]}")
     print(f"  {'prompt':8s} {out_dir / (stem + '_prompt.json')}")
