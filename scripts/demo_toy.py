@@ -92,7 +92,7 @@ def collect(server, entry: dict, prompt: dict, out_dir: Path, stem: str) -> dict
     for nid, node in prompt.items():
         if node["class_type"] != "SaveVideo":
             continue
-        prefix = node["inputs"]["filename_prefix"].rsplit("chunkwise_toy_ab_", 1)[-1]
+        prefix = node["inputs"]["filename_prefix"].rsplit("_ab_", 1)[-1]
         items = outputs.get(nid, {}).get("images") or []
         if prefix in VIDEO_PREFIXES and items:
             src = server.output_path(items[0])
