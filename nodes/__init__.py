@@ -23,6 +23,7 @@ _GROUPS = [
     (".scorer_nodes", "SCORER_NODES"),
     (".diffusers_node", "DIFFUSERS_NODES"),
     (".eval_nodes", "EVAL_NODES"),
+    (".toy_world", "TOY_NODES"),
 ]
 
 

@@ -225,6 +225,9 @@ class ChunkwiseEvaluate(io.ComfyNode):
                 io.Int.Input("batch_size", default=16, min=1, max=256, optional=True,
                              tooltip="Frames encoded per forward pass for CLIP_VISION inputs. Larger is faster, "
                                      "smaller needs less memory."),
+                io.String.Input("label", default="", optional=True,
+                                tooltip="A name for this evaluation in the JSON, the charts and Chunkwise Compare "
+                                        "(e.g. naive, search m=4). Empty: the run folder's name, or 'video'."),
             ],
             outputs=[
                 io.String.Output("evaluation", tooltip="The evaluation, JSON format chunkwise.eval/1."),
@@ -240,7 +243,7 @@ class ChunkwiseEvaluate(io.ComfyNode):
     @classmethod
     def execute(cls, frames_per_chunk=25, drop_first_frame=True, video=None, run_folder="", image=None,
                 subject_clip_vision=None, subject_scorer=None, background_clip_vision=None, background_scorer=None,
-                aesthetic_scorer=None, batch_size=16) -> io.NodeOutput:
+                aesthetic_scorer=None, batch_size=16, label="") -> io.NodeOutput:
         # 1. What to evaluate, with which models.
         models = eval_models(subject_clip_vision, subject_scorer, background_clip_vision, background_scorer,
                              aesthetic_scorer, batch_size)
@@ -248,10 +251,11 @@ class ChunkwiseEvaluate(io.ComfyNode):
             folder = resolve_run_folder(run_folder)
             if video is not None:
                 log.info("chunkwise: evaluating the run folder %s; the video input is ignored", folder)
-            evaluation = evaluate_run_folder(folder, models=models, image=image, progress=_progress())
+            evaluation = evaluate_run_folder(folder, models=models, image=image, label=label.strip() or None,
+                                             progress=_progress())
         elif video is not None:
             evaluation = evaluate_video(video, frames_per_chunk, drop_first_frame=drop_first_frame, models=models,
-                                        image=image, progress=_progress())
+                                        image=image, label=label.strip() or "video", progress=_progress())
         else:
             raise ChunkwiseError(
                 "Chunkwise Evaluate got neither a video nor a run_folder; connect ChunkLoop's video output, or set "

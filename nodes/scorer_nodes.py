@@ -23,6 +23,7 @@ from comfy_api.latest import io
 from ..scorers import (
     AestheticScore,
     ClipMinCosine,
+    ColourMatch,
     ComfyClipVisionEncoder,
     Composite,
     MotionGuard,
@@ -350,6 +351,33 @@ class ChunkwiseScorerMotionGuard(io.ComfyNode):
         return io.NodeOutput(MotionGuard(min_motion=min_motion))
 
 
+class ChunkwiseScorerColour(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ChunkwiseScorerColour",
+            display_name="Chunkwise Scorer (colour, no weights)",
+            category=CATEGORY,
+            description="Scores a preview by its worst frame's colour distance to the guide: 1 - (|mean - "
+            "mean_guide| + |std - std_guide|) / 100 of the per-channel CIE Lab statistics, the evaluation's "
+            "colour drift. Needs no model file. Blind to shapes (motion is free, a distortion that keeps the "
+            "colours too): pair it with a CLIP scorer in a Composite when content matters.",
+            inputs=[
+                io.Int.Input("size", default=64, min=8, max=1024,
+                             tooltip="Frames are area-averaged to this longer side first. Smaller is faster; "
+                                     "the statistics barely change."),
+                io.Float.Input("anchor_weight", default=0.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="Also score against the video's first image: 0 scores against the guide "
+                                       "only (the paper), higher pulls drift that earlier chunks accumulated back."),
+            ],
+            outputs=[SCORER.Output(display_name="scorer")],
+        )
+
+    @classmethod
+    def execute(cls, size=64, anchor_weight=0.0) -> io.NodeOutput:
+        return io.NodeOutput(ColourMatch(size=size, anchor_weight=anchor_weight))
+
+
 class ChunkwiseScorerFlicker(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -503,6 +531,7 @@ SCORER_NODES = [
     ChunkwiseScorerTransformers,
     ChunkwiseScorerComposite,
     ChunkwiseScorerMotionGuard,
+    ChunkwiseScorerColour,
     ChunkwiseScorerFlicker,
     ChunkwiseScorerSubjectConsistency,
     ChunkwiseScorerAesthetic,

@@ -7,6 +7,7 @@ backend constructors. All scorers implement :class:`chunkwise.search.Scorer`
 
 from ..search.images import frame_indices
 from .clip import ClipMinCosine, ClipMinCosineContext
+from .colour_match import ColourMatch
 from .composite import Composite, CompositeScore
 from .encoders import (
     CallableEncoder,
@@ -23,6 +24,7 @@ __all__ = [
     "CallableEncoder",
     "ClipMinCosine",
     "ClipMinCosineContext",
+    "ColourMatch",
     "ComfyClipVisionEncoder",
     "Composite",
     "CompositeScore",

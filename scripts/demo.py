@@ -1,9 +1,16 @@
-"""The demo: a long video made by a real, headless ComfyUI through its API.
+"""The demo: long videos made by a real, headless ComfyUI through its API.
 
 Starts ComfyUI (``scripts/comfy_host.py``: ``COMFYUI_DIR`` or the 0.3.75 test
-host) with this pack in custom_nodes/, queues a bundled long-video workflow
-(``workflows/api/``) over HTTP, and writes under ``--output`` (default
-``./output``):
+host) with this pack in custom_nodes/ and queues a bundled workflow
+(``workflows/api/``) over HTTP.
+
+Default (no weights): ``--workflow toy``, the A/B workflow on the toy world, a
+toy model that demonstrates the mechanism, not a result about real models
+(``scripts/demo_toy.py`` lists what it writes: the naive, search and side-by-side
+videos, both evaluations, the comparison chart, and the per-chunk drift table).
+
+With ``--workflow wan|wan22|svd`` (the default with ``--models``) it queues a
+long-video workflow and writes under ``--output`` (default ``./output``):
 
 - ``chunkwise_demo_<workflow>.mp4``: the video (ComfyUI's CreateVideo + SaveVideo),
 - ``chunkwise_demo_<workflow>_report.json``: the search report (chunkwise.report/1),
@@ -46,9 +53,11 @@ from pathlib import Path
 from typing import Optional
 
 try:
-    from .comfy_server import ComfyServer, ComfyServerError, comfy_root  # imported as chunkwise.scripts.demo
+    from . import demo_toy  # imported as chunkwise.scripts.demo
+    from .comfy_server import ComfyServer, ComfyServerError, comfy_root
 except ImportError:
-    from comfy_server import ComfyServer, ComfyServerError, comfy_root  # run as a script: scripts/ is on sys.path
+    import demo_toy  # run as a script: scripts/ is on sys.path
+    from comfy_server import ComfyServer, ComfyServerError, comfy_root
 
 ROOT = Path(__file__).resolve().parent.parent
 API_DIR = ROOT / "workflows" / "api"
@@ -58,7 +67,7 @@ TESTPACK_NAME = "chunkwise_testpack"
 TINY_PY = ROOT / "tests" / "comfy" / "tiny.py"
 
 WORKFLOW_FILES = {"svd": "chunkwise_svd_long_video", "wan": "chunkwise_wan21_i2v_long_video",
-                  "wan22": "chunkwise_wan22_i2v_long_video"}
+                  "wan22": "chunkwise_wan22_i2v_long_video", "toy": demo_toy.WORKFLOW}
 TINY_WAN_UNET = "chunkwise_tiny_wan_i2v.safetensors"
 TINY_WAN_VAE = "chunkwise_tiny_wan_vae.safetensors"
 TINY_WAN_TEXT_WIDTH = 4096  # text_dim of the loadable tiny Wan file (umt5-xxl width)
@@ -257,9 +266,11 @@ def collect(server: ComfyServer, entry: dict, prompt: dict, out_dir: Path, stem:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="chunkwise demo: a long video through a headless ComfyUI's API.")
-    parser.add_argument("--workflow", choices=sorted(WORKFLOW_FILES), default="wan",
-                        help="wan: Wan 2.1 I2V 480p long video (default); wan22: Wan 2.2 14B I2V (two experts); "
-                             "svd: SVD-XT long video")
+    parser.add_argument("--workflow", choices=sorted(WORKFLOW_FILES), default=None,
+                        help="toy: naive against search on the toy world, no weights (the default without "
+                             "--models); wan: Wan 2.1 I2V 480p long video (the default with --models); wan22: Wan "
+                             "2.2 14B I2V (two experts); svd: SVD-XT long video. wan/wan22/svd without weights run "
+                             "tiny random models (moving colour noise)")
     parser.add_argument("--models", type=Path, default=None,
                         help="a ComfyUI models/ folder with the workflow's real weights (default: $COMFYUI_DIR/models "
                              "when it has them, else tiny random models)")
@@ -295,12 +306,118 @@ def choose_models(args) -> Optional[Path]:
     return None
 
 
+ENCODER_FILES = {
+    "--dino": ("clip_vision", ("dino_vitbase16",)),
+    "--clip-b32": ("clip_vision", ("vit-b-32", "vit_b_32", "vit-b32", "clip-vit-base-patch32")),
+    "--clip-l14": ("clip_vision", ("vit-l-14", "vit_l_14", "clip-vit-large-patch14")),
+    "--aesthetic-head": ("aesthetic", ("sa_0_4_vit_l_14_linear",)),
+}
+"""chunkwise evaluate's encoder options, and the models/ subfolder and name fragments that find their files."""
+
+
+def find_encoders(models_dir: Path) -> dict[str, Path]:
+    """The evaluation encoders a models/ folder holds: chunkwise evaluate option -> file or folder."""
+    found = {}
+    for option, (folder, names) in ENCODER_FILES.items():
+        base = models_dir / folder
+        entries = sorted(base.iterdir()) if base.is_dir() else []
+        match = [e for e in entries if any(n in e.name.lower() for n in names)]
+        if match:
+            found[option] = match[0]
+    return found
+
+
+def load_pack():
+    """This repository as the package ``chunkwise`` (the evaluator lives in it), loaded by file path."""
+    import importlib.util
+
+    if "chunkwise" in sys.modules and Path(sys.modules["chunkwise"].__file__).resolve().parent == ROOT:
+        return sys.modules["chunkwise"]
+    spec = importlib.util.spec_from_file_location("chunkwise", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["chunkwise"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def evaluate_real_run(folder: Path, models_dir: Path, image: Path, out_dir: Path, stem: str) -> dict:
+    """``chunkwise evaluate`` on the run folder with whatever encoders ``models_dir`` holds."""
+    load_pack()
+    from chunkwise.scorers.evaluation_cli import evaluate_command
+
+    encoders = find_encoders(models_dir)
+    log.info("evaluating %s with %s", folder, ", ".join(f"{k} {v.name}" for k, v in encoders.items()) or
+             "no encoder files (only the dimensions that need no model)")
+    written = {"eval": out_dir / f"{stem}.eval.json", "eval_plot": out_dir / f"{stem}_eval.png"}
+    argv = [str(folder), "--json", str(written["eval"]), "--plot", str(written["eval_plot"]), "--image", str(image)]
+    for option, path in encoders.items():
+        argv += [option, str(path)]
+    if evaluate_command(argv) != 0:
+        raise DemoError(f"evaluating {folder} failed (see the message above)")
+    return written
+
+
+def run_toy(args) -> int:
+    """Naive against search on the toy world (scripts/demo_toy.py): no weights, a few CPU seconds per chunk."""
+    if args.models is not None:
+        raise DemoError(f"--workflow toy needs no weights, got --models {args.models}; drop --models, or pick "
+                        "--workflow wan, wan22 or svd to run real weights")
+    out_dir = args.output.resolve()
+    base = out_dir / "demo_comfyui"
+    (base / "input").mkdir(parents=True, exist_ok=True)
+    prompt = load_prompt("toy")
+    # 1. The start image (the toy landscape, sized like the Toy World node, unless --image), and the settings.
+    image_name = demo_toy.START_IMAGE
+    if args.image is not None:
+        if not args.image.is_file():
+            raise DemoError(f"--image {args.image} does not exist; give a PNG/JPEG file or leave --image out")
+        image_name = "chunkwise_demo_start" + args.image.suffix.lower()
+        shutil.copyfile(args.image, base / "input" / image_name)
+    else:
+        width, height, _ = demo_toy.toy_size(prompt)
+        demo_toy.write_toy_image(base / "input" / image_name, width, height)
+    overrides = {k: v for k, v in (("chunks", args.chunks), ("candidates", args.candidates), ("k", args.k),
+                                  ("steps", args.steps), ("seed", args.seed)) if v is not None}
+    prompt = demo_toy.toy_prompt(prompt, image_name, overrides)
+    # 2. Server up, the A/B prompt through the API, results out, server down.
+    stem = "chunkwise_demo_toy"
+    started = time.monotonic()
+    with ComfyServer(base, port=args.port, cpu=True) as server:
+        failures = server.import_failures()
+        if failures:
+            raise DemoError(f"custom nodes failed to import: {failures}; see {server.log_path}")
+        log.info("ComfyUI on %s (log %s); queueing %s", server.url, server.log_path, demo_toy.WORKFLOW)
+        entry = server.wait(server.queue(prompt), timeout=args.timeout)
+        written = demo_toy.collect(server, entry, prompt, out_dir, stem)
+    seconds = time.monotonic() - started
+    # 3. The table and where things are.
+    (out_dir / f"{stem}_prompt.json").write_text(json.dumps(prompt, indent=2, ensure_ascii=False) + "\n")
+    print(f"\nchunkwise demo on the toy world ({demo_toy.LABEL}), naive against search from one image and seed, "
+          f"finished in {seconds:.0f} s")
+    missing = [k for k in ("naive", "search", "side_by_side", "naive_eval", "search_eval", "comparison_plot")
+               if k not in written]
+    if "naive_eval" in written and "search_eval" in written:
+        print(demo_toy.report(written))
+    for role, path in written.items():
+        print(f"  {role:15s} {path}")
+    print(f"  {'server':15s} {base} (log: {base / 'comfyui.log'})")
+    if missing:
+        print(f"  missing outputs: {', '.join(missing)}: see the server log", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[demo] %(message)s")
     if args.write_tiny_wan is not None:
         _write_tiny_wan_in_process(args.write_tiny_wan)
         return 0
+    if args.workflow is None:
+        args.workflow = "toy" if args.models is None else "wan"
+    if args.workflow == "toy":
+        return run_toy(args)
 
     # 1. Models: real weights when given, else tiny ones.
     models = choose_models(args)
@@ -337,6 +454,9 @@ def main(argv=None) -> int:
     build = tiny_prompt if models is None else real_prompt
     prompt = build(args.workflow, image_name, overrides)
     set_inputs(prompt, {"filename_prefix": f"video/chunkwise_demo_{args.workflow}"})
+    run_name = f"chunkwise_demo_{args.workflow}_{time.strftime('%Y%m%d-%H%M%S')}"
+    if models is not None:  # frames stream to a run folder, which the evaluation reads back losslessly
+        prompt[find(prompt, "ChunkwiseChunkLoop")]["inputs"]["run_name"] = run_name
 
     # 4. Server up, prompt through the API, results out, server down.
     stem = f"chunkwise_demo_{args.workflow}"
@@ -351,6 +471,9 @@ def main(argv=None) -> int:
         entry = server.wait(prompt_id, timeout=args.timeout)
         written = collect(server, entry, prompt, out_dir, stem)
     seconds = time.monotonic() - started
+    if models is not None:
+        written.update(evaluate_real_run(base / "output" / "chunkwise" / run_name, models, base / "input" / image_name,
+                                         out_dir, stem))
 
     # 5. Where things are.
     (out_dir / f"{stem}_prompt.json").write_text(json.dumps(prompt, indent=2, ensure_ascii=False) + "\n")
@@ -358,7 +481,7 @@ def main(argv=None) -> int:
           f"finished in {seconds:.0f} s")
     if "summary" in written:
         print(written["summary"].read_text())
-    for role in ("video", "report", "scores", "summary"):
+    for role in ("video", "report", "scores", "summary", "eval", "eval_plot"):
         if role in written:
             print(f"  {role:8s} {written[role]}")
     print(f"  {'prompt':8s} {out_dir / (stem + '_prompt.json')}")

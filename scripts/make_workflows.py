@@ -488,6 +488,95 @@ def wan22_long_video() -> Graph:
     return g
 
 
+TOY_AB_SETTINGS = {"chunks": 8, "k": 2, "seed": 0, "preview_mode": "short schedule", "drop_first_frame": True}
+TOY_WORLD = {"width": 160, "height": 96, "length": 13, "drift": 1.0, "pan": 1, "steps": 8, "sampler_name": "euler",
+             "scheduler": "simple"}
+
+
+def _ab_tail(g: Graph, i2v: Node, image: Node, settings: dict, frames: int, fps: float, prefix: str, *,
+             scorer=None, clip_vision=None, background=None) -> None:
+    """Two ChunkLoops from one image and seed (naive, and with search), both evaluated and compared, and
+    the videos: naive, search, and side by side (naive left)."""
+    scoring = {"scorer": scorer} if scorer is not None else {"clip_vision": clip_vision}
+    naive = g.add("ChunkwiseChunkLoop", title="ChunkLoop: naive (no search)", i2v=i2v[0], image=image[0],
+                  widgets={**settings, "candidates": 1, "search": False})
+    search = g.add("ChunkwiseChunkLoop", title="ChunkLoop: k-step noise search", i2v=i2v[0], image=image[0],
+                   widgets={**settings, "candidates": 4, "search": True}, **scoring)
+    encoders = {"background_clip_vision": background} if background is not None else {}
+    widgets = {"frames_per_chunk": frames, "drop_first_frame": True}
+    eval_a = g.add("ChunkwiseEvaluate", title="Evaluate: naive", video=naive[0], image=image[0],
+                   widgets={**widgets, "label": "naive"}, **encoders)
+    eval_b = g.add("ChunkwiseEvaluate", title="Evaluate: search", video=search[0], image=image[0],
+                   widgets={**widgets, "label": "search m=4"}, **encoders)
+    compare = g.add("ChunkwiseCompare", a=eval_a[0], b=eval_b[0])
+    g.add("PreviewImage", title="Naive vs search", images=compare[1])
+    g.add("PreviewAny", title="Comparison", source=compare[2])
+    g.add("PreviewAny", title="Evaluation: naive", source=eval_a[0])
+    g.add("PreviewAny", title="Evaluation: search", source=eval_b[0])
+    g.add("PreviewImage", title="Search scores per chunk", images=search[2])
+    side = g.add("ImageStitch", title="Naive | search", image1=naive[0], image2=search[0],
+                 widgets={"direction": "right", "match_image_size": True, "spacing_width": 4,
+                          "spacing_color": "white"})
+    for source, name in ((side, "side_by_side"), (naive, "naive"), (search, "search")):
+        video = g.add("CreateVideo", images=source[0], widgets={"fps": fps})
+        g.add("SaveVideo", video=video[0], widgets={"filename_prefix": f"video/{prefix}_{name}"})
+
+
+def toy_world_ab() -> Graph:
+    g = Graph("chunkwise_toy_world_ab",
+              "Naive chaining against k-step noise search, from one image and seed, on the toy world (an analytic "
+              "model needing no weights): both videos side by side, both evaluated and compared.")
+    g.note(
+        "## chunkwise: naive against search, on a toy world\n\n"
+        "**A toy model that demonstrates the mechanism, not a result about real models.** Toy World is an "
+        "analytic image-to-video model (no weights, a second on a CPU per chunk): each chunk pans its start "
+        "frame and drifts in colour, saturation and shape by an amount its initial noise decides, plus a warm "
+        "bias every chunk adds.\n\n"
+        "The two ChunkLoops share the image, the seed and every setting but the search: `candidates = 1, search "
+        "off` (naive) and `candidates = 4` scored by the colour scorer (no weights: the worst frame's Lab colour "
+        "distance to the chunk's start frame). Both videos are evaluated (Chunkwise Evaluate: colour drift of "
+        "every chunk's last frame from the input image, temporal flickering; the model-based VBench dimensions "
+        "need their encoders) and compared (b = search minus a = naive). The side-by-side video shows naive on "
+        "the left, search on the right. Keep both seeds equal when you change one.")
+    image = g.add("LoadImage", widgets={"image": START_IMAGE})
+    toy = g.add("ChunkwiseToyWorld", widgets=dict(TOY_WORLD))
+    scorer = g.add("ChunkwiseScorerColour", widgets={"size": 64, "anchor_weight": 0.0})
+    _ab_tail(g, toy, image, TOY_AB_SETTINGS, TOY_WORLD["length"], 12.0, "chunkwise_toy_ab", scorer=scorer)
+    return g
+
+
+def wan21_ab() -> Graph:
+    g = Graph("chunkwise_wan21_i2v_ab",
+              "Naive chaining against k-step noise search with Wan 2.1 I2V 480p, from one image and seed: both "
+              "videos side by side, both evaluated and compared.")
+    g.note(_models_note(
+        "chunkwise: naive against search with Wan 2.1 I2V 480p",
+        "The two ChunkLoops share the image, the seed and every setting but the search (`candidates = 1, search "
+        "off` against `candidates = 4` scored with clip_vision_h). Both videos are evaluated by Chunkwise "
+        "Evaluate (colour drift and temporal flickering need no model; clip_vision_h gives a background "
+        "consistency and an embedding drift that are not VBench's numbers, which need CLIP ViT-B/32: connect "
+        "Chunkwise Scorer (open_clip) to background_scorer, and Chunkwise Scorer (DINO) to subject_scorer) and "
+        "compared (b = search minus a = naive). Keep both seeds equal when you change one.",
+        [WAN21_I2V, UMT5, WAN_VAE, CLIP_VISION_H]))
+    unet = g.add("UNETLoader", models=[WAN21_I2V], widgets={"unet_name": WAN21_I2V["name"], "weight_dtype": "default"})
+    clip = g.add("CLIPLoader", models=[UMT5], widgets={"clip_name": UMT5["name"], "type": "wan"})
+    vae = g.add("VAELoader", models=[WAN_VAE], widgets={"vae_name": WAN_VAE["name"]})
+    clip_vision = g.add("CLIPVisionLoader", models=[CLIP_VISION_H], widgets={"clip_name": CLIP_VISION_H["name"]})
+    image = g.add("LoadImage", widgets={"image": START_IMAGE})
+    model = g.add("ModelSamplingSD3", model=unet[0], widgets={"shift": 8.0})
+    positive = g.add("CLIPTextEncode", title="Positive prompt", clip=clip[0],
+                     widgets={"text": "a calm lake at sunrise, mist over the water, the camera slowly pans right"})
+    negative = g.add("CLIPTextEncode", title="Negative prompt", clip=clip[0], widgets={"text": WAN_NEGATIVE})
+    i2v = g.add("ChunkwiseI2VWan", model=model[0], positive=positive[0], negative=negative[0], vae=vae[0],
+                clip_vision=clip_vision[0],
+                widgets={"width": 832, "height": 480, "length": 33, "steps": 20, "cfg": 6.0,
+                         "sampler_name": "uni_pc", "scheduler": "simple"})
+    settings = {"chunks": 5, "k": 5, "seed": 0, "preview_mode": "short schedule", "drop_first_frame": True}
+    _ab_tail(g, i2v, image, settings, 33, 16.0, "chunkwise_wan21_ab", clip_vision=clip_vision[0],
+             background=clip_vision[0])
+    return g
+
+
 try:  # the families' graph modules take this module's helpers as ``mw`` (no import back)
     from . import workflows_kandinsky5, workflows_ltxv, workflows_masked  # as chunkwise.scripts.make_workflows
 except ImportError:
@@ -495,7 +584,8 @@ except ImportError:
     import workflows_ltxv
     import workflows_masked
 
-GRAPHS = {g.name: g for g in (svd_single_chunk(), svd_long_video(), wan21_long_video(), wan22_long_video())}
+GRAPHS = {g.name: g for g in (svd_single_chunk(), svd_long_video(), wan21_long_video(), wan22_long_video(),
+                              toy_world_ab(), wan21_ab())}
 GRAPHS.update({g.name: g for g in (*workflows_masked.graphs(sys.modules[__name__]),
                                     workflows_ltxv.ltxv_long_video(sys.modules[__name__]),
                                     workflows_kandinsky5.kandinsky5_long_video(sys.modules[__name__]))})

@@ -27,7 +27,7 @@ PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 
 BLACK, WHITE, GRID, ZERO = (0, 0, 0), (255, 255, 255), (225, 225, 225), (110, 110, 110)
 TICK = 5
 PAD = 8
-STYLES = ("line", "bars")
+STYLES = ("line", "bars", "points")
 
 
 def font(size: int = 12):
@@ -45,7 +45,8 @@ def text_size(draw: ImageDraw.ImageDraw, text: str, typeface) -> tuple[int, int]
 
 @dataclass
 class Series:
-    """One data series: ``y[i]`` at ``x[i]``; ``None`` leaves a gap. ``style`` is ``line`` or ``bars``."""
+    """One data series: ``y[i]`` at ``x[i]``; ``None`` leaves a gap. ``style`` is ``line``, ``bars`` or
+    ``points`` (hollow markers, no line: e.g. several values at one x)."""
 
     label: str
     x: Sequence[float]
@@ -229,7 +230,8 @@ def _draw_axes(draw: ImageDraw.ImageDraw, axes: Axes, y_labels: list[str], zero_
 
 
 def _draw_series(draw: ImageDraw.ImageDraw, axes: Axes, series: Sequence[Series], colours: list) -> None:
-    """Bars first, then lines (broken at gaps) with a marker on every point, then the two axis lines."""
+    """Bars first, then hollow points, then lines (broken at gaps) with a marker on every point, then the
+    two axis lines."""
     left, top, right, bottom = axes.box
     bars = [s for s in series if s.style == "bars"]
     slot = (right - left) / (axes.x_range[1] - axes.x_range[0]) * 0.8 / max(1, len(bars))
@@ -241,6 +243,11 @@ def _draw_series(draw: ImageDraw.ImageDraw, axes: Axes, series: Sequence[Series]
             _, p0 = axes.to_pixel(x, base)
             x0 = px - slot * len(bars) / 2 + k * slot
             draw.rectangle([round(x0), min(py, p0), round(x0 + slot) - 1, max(py, p0)], fill=colour)
+    for s, colour in zip(series, colours, strict=True):
+        if s.style == "points":
+            for x, y in s.points():
+                px, py = axes.to_pixel(x, y)
+                draw.ellipse([px - 3, py - 3, px + 3, py + 3], outline=colour, width=1)
     for s, colour in zip(series, colours, strict=True):
         if s.style != "line":
             continue

@@ -14,7 +14,8 @@ import torch
 from chunkwise.nodes.families import I2VLTXV, I2VSVD, I2VWan, I2VWan22TI2V
 from chunkwise.nodes.fingerprint import binding_fingerprint
 from chunkwise.nodes.loop import ChunkLoop, as_one_rgb_image
-from chunkwise.nodes.plot import HEIGHT, MARGIN, WIDTH
+from chunkwise.nodes.plot import CHOSEN, OTHERS, score_chart
+from chunkwise.nodes.plot import SIZE as PLOT_SIZE
 from chunkwise.nodes.search_options import SearchOptions
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.runs import finished_chunks
@@ -61,24 +62,19 @@ def start_image(seed=0, h=40, w=56):
     return torch.rand((1, h, w, 3), generator=torch.Generator().manual_seed(seed)) * 0.6 + 0.2
 
 
-RED, GREY = (200, 30, 30), (120, 120, 120)
-
-
 def assert_plot_marks_the_scores(plot, report):
-    """The score plot draws every scored candidate where nodes/plot.py's axes put its score: each
-    winner a red disc, every other candidate a grey ring, nothing red beyond the winners' columns."""
-    assert plot.shape == (1, HEIGHT, WIDTH, 3)
+    """The score plot draws every scored candidate where its axes put the score: each winner a filled
+    disc, every other candidate a hollow ring, nothing of the winners' colour in the plot box beyond
+    the winners' columns; it has the chart module's axes and ticks (chunk numbers as in the report)."""
+    width, height = PLOT_SIZE
+    assert plot.shape == (1, height, width, 3)
     pixels = (plot[0] * 255).round().to(torch.int64)
+    _, axes = score_chart(report)
     chunks = report["chunks"]
-    scored = [(c["index"], cand["score"], j == c["chosen"]) for c in chunks
-              for j, cand in enumerate(c["candidates"]) if cand["score"] is not None]
-    lo, hi = min(v for _, v, _ in scored), max(v for _, v, _ in scored)
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
-    left, top, right, bottom = MARGIN, MARGIN // 2, WIDTH - MARGIN // 2, HEIGHT - MARGIN
-    n = max(1, len(chunks) - 1)
-    marks = [(round(left + 10 + (right - left - 20) * (i / n if len(chunks) > 1 else 0.5)),
-              round(bottom - 10 - (bottom - top - 20) * (v - lo) / (hi - lo)), chosen) for i, v, chosen in scored]
+    assert axes.x_ticks == [float(c["index"]) for c in chunks][: len(axes.x_ticks)]
+    marks = [(*axes.to_pixel(c["index"], cand["score"]), j == c["chosen"]) for c in chunks
+             for j, cand in enumerate(c["candidates"]) if cand["score"] is not None]
+    red, grey = torch.tensor(CHOSEN), torch.tensor(OTHERS)
 
     def box(x, y, r):
         return pixels[y - r:y + r + 1, x - r:x + r + 1]
@@ -86,13 +82,15 @@ def assert_plot_marks_the_scores(plot, report):
     winners = [(x, y) for x, y, chosen in marks if chosen]
     assert len(winners) == len(chunks)
     for x, y in winners:
-        assert (box(x, y, 2) == torch.tensor(RED)).all(), f"no red disc at the winner's score ({x}, {y})"
+        assert (box(x, y, 2) == red).all(), f"no disc at the winner's score ({x}, {y})"
     for x, y, chosen in marks:
         if chosen or any(abs(x - wx) + abs(y - wy) <= 8 for wx, wy in winners):
             continue  # drawn under a winner's disc
-        assert (box(x, y, 3) == torch.tensor(GREY)).all(-1).any(), f"no grey ring at a candidate's score ({x}, {y})"
-        assert not (pixels[y, x] == torch.tensor(RED)).all()
-    red_columns = (pixels == torch.tensor(RED)).all(-1).any(0).nonzero().flatten()
+        assert (box(x, y, 3) == grey).all(-1).any(), f"no ring at a candidate's score ({x}, {y})"
+        assert not (pixels[y, x] == red).all()
+    left, top, right, bottom = axes.box
+    inside = pixels[top:bottom + 1, left:right + 1]
+    red_columns = (inside == red).all(-1).any(0).nonzero().flatten() + left
     xs = [x for x, _ in winners]
     assert red_columns.min() >= min(xs) - 4 and red_columns.max() <= max(xs) + 4
 

@@ -25,7 +25,7 @@ TESTPACK_NAME = "chunkwise_testpack"
 
 WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video",
              "chunkwise_wan22_i2v_long_video", "chunkwise_wan22_5b_ti2v_long_video", "chunkwise_ltxv_i2v_long_video",
-             "chunkwise_kandinsky5_i2v_long_video")
+             "chunkwise_kandinsky5_i2v_long_video", "chunkwise_toy_world_ab", "chunkwise_wan21_i2v_ab")
 SAVE_TENSOR = "ChunkwiseTestSaveTensor"
 REPORT_FORMAT = "chunkwise.report/1"
 
@@ -155,17 +155,22 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Pat
         elif kind in ("CLIPLoader", "DualCLIPLoader"):
             del prompt[nid]
 
-    # 3. A lossless copy of the frames that go to the video.
-    create = node_id(prompt, "CreateVideo")
-    prompt["900"] = {
-        "class_type": SAVE_TENSOR,
-        "inputs": {"images": list(prompt[create]["inputs"]["images"]), "filename_prefix": f"{s.prefix}/{name}"},
-        "_meta": {"title": "frames (lossless)"},
-    }
+    # 3. A lossless copy of the frames that go to the video (workflows with one video).
+    creates = [k for k, v in prompt.items() if v["class_type"] == "CreateVideo"]
+    if len(creates) == 1:
+        prompt["900"] = {
+            "class_type": SAVE_TENSOR,
+            "inputs": {"images": list(prompt[creates[0]]["inputs"]["images"]), "filename_prefix": f"{s.prefix}/{name}"},
+            "_meta": {"title": "frames (lossless)"},
+        }
 
-    # 4. Explicit per-node inputs last.
+    # 4. Explicit inputs last, on every node of the class type.
     for class_type, inputs in node_inputs.items():
-        prompt[node_id(prompt, class_type)]["inputs"].update(inputs)
+        found = [node for node in prompt.values() if node["class_type"] == class_type]
+        if not found:
+            raise KeyError(f"no {class_type} node in the prompt to set {sorted(inputs)} on")
+        for node in found:
+            node["inputs"].update(inputs)
     return prompt
 
 

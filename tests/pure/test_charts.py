@@ -134,3 +134,15 @@ def test_evaluation_and_comparison_charts_draw_every_dimension():
     # subject, background, flicker, colour drift, embedding drift: 5 cells (a/b panel + difference bars).
     assert cmp.width == 2 * PANEL[0] and cmp.height == 30 + 3 * (PANEL[1] + 170)
     assert (np.asarray(cmp) == GREEN).all(axis=-1).sum() > 200
+
+
+def test_points_are_hollow_markers_without_a_line():
+    img, axes = line_chart([Series("others", [1, 1, 3], [0.2, 0.8, 0.5], colour=RED, style="points")],
+                           size=(320, 200))
+    pixels = np.asarray(img)
+    for x, y in ((1, 0.2), (1, 0.8), (3, 0.5)):
+        px, py = axes.to_pixel(x, y)
+        ring = pixels[py - 3:py + 4, px - 3:px + 4]
+        assert (ring == RED).all(-1).any() and tuple(pixels[py, px]) != RED  # an outline, empty inside
+    mid_x, mid_y = axes.to_pixel(2, 0.35)
+    assert not (pixels[mid_y - 2:mid_y + 3, mid_x - 2:mid_x + 3] == RED).all(-1).any()  # no line between
