@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "workflows"
 
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
-FILE_LISTS = frozenset({"ckpt_name", "unet_name", "vae_name", "clip_name", "lora_name", "image"})
+FILE_LISTS = frozenset({"ckpt_name", "unet_name", "vae_name", "clip_name", "clip_name1", "clip_name2", "lora_name",
+                        "image"})
 FRONTEND_ONLY = frozenset({"MarkdownNote", "Note", "Reroute", "PrimitiveNode"})
 """Node types the editor draws but the server never sees (absent from /object_info and API prompts)."""
 
@@ -482,6 +483,18 @@ def wan22_long_video() -> Graph:
 
 
 GRAPHS = {g.name: g for g in (svd_single_chunk(), svd_long_video(), wan21_long_video(), wan22_long_video())}
+
+
+def _hunyuan_graphs() -> list:
+    """The HunyuanVideo workflows (scripts/workflows_hunyuan.py), built with this module's helpers."""
+    try:
+        from . import workflows_hunyuan  # imported as chunkwise.scripts.make_workflows
+    except ImportError:
+        import workflows_hunyuan  # run as a script: scripts/ is on sys.path
+    return workflows_hunyuan.graphs(sys.modules[__name__])
+
+
+GRAPHS.update((g.name, g) for g in _hunyuan_graphs())
 
 
 def render(object_info: dict) -> dict[Path, str]:

@@ -25,6 +25,7 @@ TESTPACK_NAME = "chunkwise_testpack"
 
 WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video",
              "chunkwise_wan22_i2v_long_video")
+WORKFLOWS += ("chunkwise_hunyuan15_i2v_long_video",)
 SAVE_TENSOR = "ChunkwiseTestSaveTensor"
 REPORT_FORMAT = "chunkwise.report/1"
 
@@ -36,6 +37,16 @@ SWAPS = {
     "CLIPVisionLoader": ("ChunkwiseTestCLIPVision", {"seed": 3}),
 }
 WAN_TEXT_WIDTH = 16  # text_dim of ChunkwiseTestWanModel
+
+# Per workflow, stand-ins over SWAPS for families whose loaders need other tiny models (same output slots).
+# A CLIPTextEncode entry keeps the prompt's text and takes these inputs besides.
+WORKFLOW_SWAPS = {
+    "chunkwise_hunyuan15_i2v_long_video": {
+        "UNETLoader": ("ChunkwiseTestHunyuan15Model", {"seed": 1}),
+        "VAELoader": ("ChunkwiseTestHunyuan15VAE", {"seed": 2}),
+        "CLIPTextEncode": ("ChunkwiseTestHunyuanTextConditioning", {"width": 16, "tokens": 8, "pooled_width": 0}),
+    },
+}
 
 
 @dataclass
@@ -105,10 +116,14 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Pat
     # 2. Loaders -> tiny stand-ins (same output slots), text encoder -> seeded conditioning. A second loader
     #    of a kind (Wan 2.2's low-noise expert) gets another seed, so the two models differ.
     seen: dict[str, int] = {}
+    swaps = {**SWAPS, **WORKFLOW_SWAPS.get(name, {})}
     for nid, node in sorted(prompt.items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0):
         kind = node["class_type"]
-        if kind in SWAPS:
-            new_type, inputs = SWAPS[kind]
+        if kind == "CLIPTextEncode" and kind in swaps:
+            node["class_type"], inputs = swaps[kind]
+            node["inputs"] = {"text": node["inputs"]["text"], **inputs}
+        elif kind in swaps:
+            new_type, inputs = swaps[kind]
             index = seen[kind] = seen.get(kind, -1) + 1
             node["class_type"], node["inputs"] = new_type, {**inputs, "seed": inputs["seed"] + 10 * index}
         elif kind == "LoadImage":
@@ -117,7 +132,7 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Pat
         elif kind == "CLIPTextEncode":
             node["class_type"] = "ChunkwiseTestTextConditioning"
             node["inputs"] = {"text": node["inputs"]["text"], "width": WAN_TEXT_WIDTH, "tokens": 8}
-        elif kind == "CLIPLoader":
+        elif kind in ("CLIPLoader", "DualCLIPLoader"):
             del prompt[nid]
 
     # 3. A lossless copy of the frames that go to the video.

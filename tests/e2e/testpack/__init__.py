@@ -35,6 +35,8 @@ import comfy.utils
 import folder_paths
 import torch
 
+from . import hunyuan
+
 _TINY_PATH = Path(__file__).resolve().parent.parent.parent / "comfy" / "tiny.py"
 CATEGORY = "chunkwise/testing"
 
@@ -212,4 +214,5 @@ NODE_CLASS_MAPPINGS = {
     "ChunkwiseTestImage": TestImage,
     "ChunkwiseTestSaveTensor": TestSaveTensor,
 }
+NODE_CLASS_MAPPINGS.update(hunyuan.NODE_CLASS_MAPPINGS)  # the HunyuanVideo families' stand-ins
 NODE_DISPLAY_NAME_MAPPINGS = {k: k.replace("Chunkwise", "chunkwise test: ") for k in NODE_CLASS_MAPPINGS}
