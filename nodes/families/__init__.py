@@ -9,16 +9,17 @@ changes. :class:`~.preconditioned.Preconditioned` binds conditioning made upstre
 
 from __future__ import annotations
 
-from . import hunyuan15, svd, wan
+from . import hunyuan, hunyuan15, svd, wan
+from .hunyuan import HunyuanVideoFamily, I2VHunyuanVideo
 from .hunyuan15 import HunyuanVideo15Family, I2VHunyuanVideo15
 from .preconditioned import Preconditioned
 from .spec import Family, FamilySpec, SamplerDefaults, SizeRule
 from .svd import I2VSVD, SVDFamily
 from .wan import I2VWan, WanFamily
 
-BINDING_NODES = [I2VSVD, I2VWan, I2VHunyuanVideo15]
+BINDING_NODES = [I2VSVD, I2VWan, I2VHunyuanVideo15, I2VHunyuanVideo]
 """One binding node per family, in the order ComfyUI lists them."""
 
 __all__ = ["BINDING_NODES", "Family", "FamilySpec", "I2VSVD", "I2VWan", "Preconditioned", "SVDFamily",
            "SamplerDefaults", "SizeRule", "WanFamily", "svd", "wan",
-           "HunyuanVideo15Family", "I2VHunyuanVideo15", "hunyuan15"]
+           "HunyuanVideo15Family", "I2VHunyuanVideo15", "hunyuan15", "HunyuanVideoFamily", "I2VHunyuanVideo", "hunyuan"]

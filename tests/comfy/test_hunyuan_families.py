@@ -16,12 +16,12 @@ import comfy.sample
 import pytest
 import torch
 from chunkwise.nodes.chunk_nodes import ClipMinCosineScore, FullDenoise, KStepPreview, NoiseCandidates, SelectBestNoise
-from chunkwise.nodes.families import hunyuan15
-from chunkwise.nodes.host import count_nfe
+from chunkwise.nodes.families import hunyuan, hunyuan15
+from chunkwise.nodes.host import count_nfe, sample_window
 from chunkwise.nodes.loop import ChunkLoop
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.noise import make_noise
-from chunkwise.tests.comfy import tiny_hunyuan15
+from chunkwise.tests.comfy import tiny_hunyuan, tiny_hunyuan15
 from chunkwise.tests.comfy.test_comfy_i2v import guide_image, spy_calls
 from chunkwise.tests.pure.toys import MeanColourScorer
 
@@ -44,6 +44,8 @@ class Case:
     stock: Callable  # (parts, guide) -> (positive, negative, latent) from the stock nodes
     cfg: float = 3.0
     scheduler: str = "simple"
+    negative_optional: bool = False  # the node samples without a negative at cfg 1 (the stock BasicGuider graph)
+    replay: Callable = None  # (parts, conditioning, seed, steps) -> the stock sampler's latent; None: KSampler
 
     @property
     def frames(self) -> int:
@@ -60,7 +62,33 @@ def _hunyuan15_stock(parts, guide, size):
                                               1, start_image=guide, clip_vision_output=clip_vision_output).result
 
 
+def _hunyuan_stock(parts, guide, size, guidance_type):
+    from comfy_extras.nodes_hunyuan import HunyuanImageToVideo
+
+    positive, latent = HunyuanImageToVideo.execute(parts[2], parts[1], size["width"], size["height"], size["length"],
+                                                   1, guidance_type, start_image=guide).result
+    return positive, [], latent
+
+
+def _basic_guider(parts, conditioning, seed, steps):
+    """The stock HunyuanVideo graph: BasicGuider (no negative, no cfg) + euler + simple + SamplerCustomAdvanced."""
+    from comfy_extras.nodes_custom_sampler import (
+        BasicGuider,
+        BasicScheduler,
+        KSamplerSelect,
+        RandomNoise,
+        SamplerCustomAdvanced,
+    )
+
+    positive, _, latent = conditioning
+    guider = BasicGuider.execute(parts[0], positive)[0]
+    sigmas = BasicScheduler.execute(parts[0], "simple", steps, 1.0)[0]
+    return SamplerCustomAdvanced.execute(RandomNoise.execute(seed)[0], guider, KSamplerSelect.execute("euler")[0],
+                                         sigmas, latent)[0]["samples"]
+
+
 HUNYUAN15_SIZE = {"width": 48, "height": 32, "length": 5}
+HUNYUAN_SIZE = {"width": 48, "height": 32, "length": 5}
 
 CASES = {
     "hunyuan15": Case(
@@ -68,12 +96,28 @@ CASES = {
         build=lambda p: dict(model=p[0], positive=p[2], negative=p[3], vae=p[1], clip_vision=p[4]),
         stock=lambda p, g: _hunyuan15_stock(p, g, HUNYUAN15_SIZE),
     ),
+    **{name: Case(
+        name=name, module=hunyuan, node=hunyuan.I2VHunyuanVideo, size=HUNYUAN_SIZE, latent=(1, 16, 2, 4, 6),
+        build=lambda p, gt=gt: dict(model=p[0], positive=p[2], vae=p[1], guidance_type=gt),
+        stock=lambda p, g, gt=gt: _hunyuan_stock(p, g, HUNYUAN_SIZE, gt),
+        cfg=1.0, negative_optional=True, replay=_basic_guider,
+    ) for name, gt in (("hunyuan_v1", hunyuan.V1), ("hunyuan_v2", hunyuan.V2))},
 }
 
 
 @pytest.fixture(scope="module")
 def hunyuan15_parts():
     return tiny_hunyuan15.tiny_hunyuan15()
+
+
+@pytest.fixture(scope="module")
+def hunyuan_v1_parts():
+    return tiny_hunyuan.tiny_hunyuan(guidance_type=hunyuan.V1)
+
+
+@pytest.fixture(scope="module")
+def hunyuan_v2_parts():
+    return tiny_hunyuan.tiny_hunyuan(guidance_type=hunyuan.V2)
 
 
 @pytest.fixture(params=sorted(CASES))
@@ -87,12 +131,16 @@ def parts(case, request):
 
 
 def bind(case, parts, *, cfg=None, sampler_name="euler", steps=STEPS):
-    return case.node.execute(**case.build(parts), **case.size, steps=steps, cfg=case.cfg if cfg is None else cfg,
-                             sampler_name=sampler_name, scheduler=case.scheduler)[0]
+    cfg = case.cfg if cfg is None else cfg
+    extra = {"negative": parts[3]} if case.negative_optional and cfg != 1.0 else {}
+    return case.node.execute(**case.build(parts), **case.size, steps=steps, cfg=cfg, sampler_name=sampler_name,
+                             scheduler=case.scheduler, **extra)[0]
 
 
 def ksampler(case, parts, conditioning, seed, *, steps=STEPS, cfg=None):
-    """The stock KSampler on the stock node's outputs."""
+    """The stock sampler on the stock node's outputs: KSampler, or the family's stock graph (``case.replay``)."""
+    if case.replay is not None:
+        return case.replay(parts, conditioning, seed, steps)
     positive, negative, latent = conditioning
     return comfy_nodes.KSampler().sample(parts[0], seed, steps, case.cfg if cfg is None else cfg, "euler",
                                          case.scheduler, positive, negative, latent, denoise=1.0)[0]["samples"]
@@ -177,7 +225,8 @@ def test_same_seed_twice_gives_identical_frames_and_another_seed_does_not(case, 
 @pytest.mark.parametrize("cfg", [1.0, 3.0])
 def test_candidates_batch_along_the_batch_dimension_and_equal_one_by_one(case, parts, cfg):
     i2v = bind(case, parts, cfg=cfg)
-    assert i2v.can_batch() and case.module.SPEC.batch == "batch"
+    batches = i2v.family.spec.batch == "batch"
+    assert i2v.can_batch() == batches
     cond = i2v.condition(guide_image(4))
     noises = [make_noise(i2v.latent_template(cond), s) for s in (3, 4, 5)]
     single = [i2v.sample(cond, n, steps=STEPS) for n in noises]
@@ -185,7 +234,12 @@ def test_candidates_batch_along_the_batch_dimension_and_equal_one_by_one(case, p
     before = i2v.nfe
     batched = i2v.sample_batch(cond, noises, steps=STEPS, seeds=[3, 4, 5])
     assert i2v.nfe - before == 3 * STEPS
-    assert calls == [3 * (1 if cfg == 1.0 else 2)] * STEPS  # one call per step for the three candidates
+    per_call = 1 if cfg == 1.0 else 2
+    # One call per step for the three candidates, or (HunyuanVideo v2 replace: see hunyuan.SPEC_V2) one each.
+    if batches:
+        assert calls == [3 * per_call] * STEPS
+    else:  # cond and uncond may also go one by one (v2's positive carries guiding_frame_index, the negative not)
+        assert sum(calls) == 3 * STEPS * per_call and max(calls) <= per_call
     for b, s in zip(batched, single, strict=True):
         torch.testing.assert_close(b.latent, s.latent, **TOL)
     assert not torch.allclose(batched[0].latent, batched[1].latent)
@@ -208,6 +262,17 @@ def test_truncated_and_resumed_equals_the_uninterrupted_run(case, parts):
     rests = i2v.sample_batch(cond, noises, steps=6, start_step=2, resumes=parts_)
     torch.testing.assert_close(rests[0].latent, full.latent, **TOL)
     torch.testing.assert_close(rests[1].latent, i2v.sample(cond, noises[1], steps=6).latent, **TOL)
+    masked = "noise_mask" in cond.latent
+    assert masked == i2v.family.spec.noise_mask
+    if masked:  # v2 replace: the guide is pinned in the first latent frame, kept through the resume
+        clean = cond.latent["samples"][:, :, :1]
+        torch.testing.assert_close(full.latent[:, :, :1], clean, **TOL)
+        torch.testing.assert_close(rest.latent[:, :, :1], clean, **TOL)
+        # The plain disable-noise continuation would take the partial latent as the clean reference.
+        naive, _ = sample_window(i2v.model, noise, cond.positive, cond.negative, cond.latent, steps=6, cfg=i2v.cfg,
+                                 sampler_name="euler", scheduler=case.scheduler, start_step=2, end_step=6,
+                                 resume_latent=part.latent)
+        assert (naive[:, :, :1] - clean).abs().max() > 1e-2
 
 
 # --- the hand-wired per-chunk nodes --------------------------------------------------------------
@@ -260,7 +325,7 @@ def test_the_approximate_preview_is_comfyuis_previewer_for_the_familys_latent_fo
     assert tuple(small.shape) == (case.latent[2], case.latent[3], case.latent[4], 3)
     previewer = Latent2RGBPreviewer(fmt.latent_rgb_factors, fmt.latent_rgb_factors_bias)
     theirs = previewer.decode_latent_to_preview(i2v.model.model.process_latent_in(x0))
-    theirs = torch.from_numpy(np.asarray(theirs)).float() / 255.0
+    theirs = torch.from_numpy(np.array(theirs)).float() / 255.0
     assert theirs.shape == small[0].shape
     assert (small[0] - theirs).abs().max() <= 1.0 / 255.0 + 1e-6
     big = i2v.preview_decode(x0, approximate=True)
@@ -283,3 +348,27 @@ def test_the_noise_is_what_a_stock_ksampler_draws(case, parts):
     i2v = bind(case, parts)
     template = i2v.latent_template(i2v.condition(guide_image()))
     assert torch.equal(make_noise(template, 77), comfy.sample.prepare_noise(template, 77))
+
+
+# --- HunyuanVideo I2V: its guidance types and its missing negative --------------------------------
+
+
+def test_hunyuan_guidance_types_follow_the_stock_node_and_cfg_needs_a_negative(hunyuan_v1_parts):
+    model, vae, positive, negative, _ = hunyuan_v1_parts
+    args = dict(model=model, positive=positive, vae=vae, **HUNYUAN_SIZE, steps=STEPS, sampler_name="euler",
+                scheduler="simple")
+    assert hunyuan.I2VHunyuanVideo.validate_inputs(guidance_type="custom").startswith("guidance_type must be one of")
+    with pytest.raises(ChunkwiseError, match="guidance_type must be one of"):
+        hunyuan.HunyuanVideoFamily(positive, **HUNYUAN_SIZE, guidance_type="custom")
+    with pytest.raises(ChunkwiseError, match="cfg must be 1.0 without a negative"):
+        hunyuan.I2VHunyuanVideo.execute(**args, guidance_type=hunyuan.V1, cfg=3.0)
+    # With a negative, cfg > 1 runs the uncond pass on it (the stock node conditions only positive).
+    i2v = hunyuan.I2VHunyuanVideo.execute(**args, guidance_type=hunyuan.V1, cfg=3.0, negative=negative)[0]
+    cond = i2v.condition(guide_image(8))
+    assert cond.negative is negative and "concat_latent_image" in cond.positive[0][1]
+    calls = spy_calls(i2v, lambda a: sorted(a["cond_or_uncond"]))
+    i2v.sample(cond, make_noise(i2v.latent_template(cond), 0), steps=2)
+    assert calls == [[0, 1]] * 2
+    v2 = hunyuan.I2VHunyuanVideo.execute(**args, guidance_type=hunyuan.V2, cfg=1.0)[0]
+    assert v2.family.spec.noise_mask and not i2v.family.spec.noise_mask
+    assert "v2 (replace)" in v2.describe() and "no negative" in v2.describe()
