@@ -59,6 +59,61 @@ def hunyuan15_long_video(mw):
     return g
 
 
+_HY_REPACK = "https://huggingface.co/Comfy-Org/HunyuanVideo_repackaged/resolve/main/split_files/"
+# No installed template uses HunyuanImageToVideo: the text encoders and VAE are hunyuan_video_text_to_video.json's
+# (its file names and properties.models entries), the I2V model and llava vision files those of the same repackage.
+HY_I2V_V1 = {"name": "hunyuan_video_image_to_video_720p_bf16.safetensors",
+             "url": _HY_REPACK + "diffusion_models/hunyuan_video_image_to_video_720p_bf16.safetensors",
+             "directory": "diffusion_models"}
+HY_I2V_V2 = {"name": "hunyuan_video_v2_replace_image_to_video_720p_bf16.safetensors",
+             "url": _HY_REPACK + "diffusion_models/hunyuan_video_v2_replace_image_to_video_720p_bf16.safetensors",
+             "directory": "diffusion_models"}
+HY_CLIP_L = {"name": "clip_l.safetensors",
+             "url": "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors?download=true",
+             "directory": "text_encoders"}
+HY_LLAVA = {"name": "llava_llama3_fp8_scaled.safetensors",
+            "url": _HY_REPACK + "text_encoders/llava_llama3_fp8_scaled.safetensors?download=true",
+            "directory": "text_encoders"}
+HY_VAE = {"name": "hunyuan_video_vae_bf16.safetensors", "url": _HY_REPACK + "vae/hunyuan_video_vae_bf16.safetensors?download=true",
+          "directory": "vae"}
+HY_LLAVA_VISION = {"name": "llava_llama3_vision.safetensors",
+                   "url": _HY_REPACK + "clip_vision/llava_llama3_vision.safetensors", "directory": "clip_vision"}
+
+HY_PROMPT = "a calm lake at sunrise, mist over the water, the camera slowly pans right"
+
+
+def hunyuan_long_video(mw):
+    g = mw.Graph("chunkwise_hunyuan_i2v_long_video",
+                 "A long HunyuanVideo I2V video: ChunkLoop chains chunks with k-step noise search before each chunk.")
+    g.note(mw._models_note(
+        "chunkwise: long video with HunyuanVideo I2V",
+        "The HunyuanVideo image-to-video model (v1, concat), bound by I2V Model (HunyuanVideo): every chunk is "
+        "conditioned by HunyuanImageToVideo on its start frame, the last frame of the chunk before. The prompt is "
+        "encoded once, with the llava vision tokens of the first start image (TextEncodeHunyuanVideo_ImageToVideo), "
+        "and FluxGuidance sets the embedded guidance. Before each chunk `candidates` noises are previewed for `k` "
+        "steps and scored with the llava vision model; only the best is fully denoised. For the v2 model load "
+        f"{HY_I2V_V2['name']} ([download]({HY_I2V_V2['url']})) and set guidance_type to v2 (replace). "
+        + mw.OPTIONS_NOTE,
+        [HY_I2V_V1, HY_CLIP_L, HY_LLAVA, HY_VAE, HY_LLAVA_VISION]))
+    unet = g.add("UNETLoader", models=[HY_I2V_V1], widgets={"unet_name": HY_I2V_V1["name"], "weight_dtype": "default"})
+    clip = g.add("DualCLIPLoader", models=[HY_CLIP_L, HY_LLAVA],
+                 widgets={"clip_name1": HY_CLIP_L["name"], "clip_name2": HY_LLAVA["name"], "type": "hunyuan_video",
+                          "device": "default"})
+    vae = g.add("VAELoader", models=[HY_VAE], widgets={"vae_name": HY_VAE["name"]})
+    clip_vision = g.add("CLIPVisionLoader", models=[HY_LLAVA_VISION], widgets={"clip_name": HY_LLAVA_VISION["name"]})
+    image = g.add("LoadImage", widgets={"image": mw.START_IMAGE})
+    model = g.add("ModelSamplingSD3", model=unet[0], widgets={"shift": 7.0})
+    vision = g.add("CLIPVisionEncode", clip_vision=clip_vision[0], image=image[0], widgets={"crop": "none"})
+    text = g.add("TextEncodeHunyuanVideo_ImageToVideo", title="Prompt (with the start image)", clip=clip[0],
+                 clip_vision_output=vision[0], widgets={"prompt": HY_PROMPT, "image_interleave": 2})
+    positive = g.add("FluxGuidance", conditioning=text[0], widgets={"guidance": 6.0})
+    i2v = g.add("ChunkwiseI2VHunyuanVideo", model=model[0], positive=positive[0], vae=vae[0],
+                widgets={"width": 848, "height": 480, "length": 73, "guidance_type": "v1 (concat)", "steps": 20,
+                         "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple"})
+    mw._loop_tail(g, i2v, image, clip_vision[0], 24.0, "video/chunkwise_hunyuan_long", chunks=5)
+    return g
+
+
 def graphs(mw) -> list:
     """The HunyuanVideo workflows' graphs."""
-    return [hunyuan15_long_video(mw)]
+    return [hunyuan15_long_video(mw), hunyuan_long_video(mw)]

@@ -10,14 +10,18 @@ import pytest
 import torch
 from chunkwise.tests.e2e.tiny_prompts import TinySettings, frames_of, node_id, report_of
 
-HUNYUAN = ("chunkwise_hunyuan15_i2v_long_video",)
+V2 = {"ChunkwiseI2VHunyuanVideo": {"guidance_type": "v2 (replace)"},
+      "ChunkwiseTestHunyuanModel": {"guidance_type": "v2 (replace)"}}
+"""The HunyuanVideo workflow with the v2 (replace) model: the binding's guidance_type and the model file."""
+RUNS = [("chunkwise_hunyuan15_i2v_long_video", {}), ("chunkwise_hunyuan_i2v_long_video", {}),
+        ("chunkwise_hunyuan_i2v_long_video", V2)]
 
 
-@pytest.mark.parametrize("name", HUNYUAN)
+@pytest.mark.parametrize("name, inputs", RUNS, ids=["hunyuan15", "hunyuan-v1", "hunyuan-v2"])
 @pytest.mark.parametrize("mode", ["short schedule", "truncated"])
-def test_hunyuan_long_video_workflow_runs(name, mode, server, tiny_prompt):
+def test_hunyuan_long_video_workflow_runs(name, inputs, mode, server, tiny_prompt):
     settings = TinySettings(chunks=2, candidates=3, steps=3, k=1, prefix=f"chunkwise_e2e_{mode.split()[0]}")
-    prompt = tiny_prompt(name, settings, inputs={"ChunkwiseChunkLoop": {"preview_mode": mode}})
+    prompt = tiny_prompt(name, settings, inputs={"ChunkwiseChunkLoop": {"preview_mode": mode}, **inputs})
     entry = server.run(prompt, timeout=600)
 
     # 1. Frames: chunks x frames per chunk, minus the first frame of every chunk after the first.

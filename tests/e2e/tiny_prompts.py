@@ -25,7 +25,7 @@ TESTPACK_NAME = "chunkwise_testpack"
 
 WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video",
              "chunkwise_wan22_i2v_long_video")
-WORKFLOWS += ("chunkwise_hunyuan15_i2v_long_video",)
+WORKFLOWS += ("chunkwise_hunyuan15_i2v_long_video", "chunkwise_hunyuan_i2v_long_video")
 SAVE_TENSOR = "ChunkwiseTestSaveTensor"
 REPORT_FORMAT = "chunkwise.report/1"
 
@@ -46,7 +46,15 @@ WORKFLOW_SWAPS = {
         "VAELoader": ("ChunkwiseTestHunyuan15VAE", {"seed": 2}),
         "CLIPTextEncode": ("ChunkwiseTestHunyuanTextConditioning", {"width": 16, "tokens": 8, "pooled_width": 0}),
     },
+    "chunkwise_hunyuan_i2v_long_video": {
+        "UNETLoader": ("ChunkwiseTestHunyuanModel", {"seed": 1, "guidance_type": "v1 (concat)"}),
+        "VAELoader": ("ChunkwiseTestHunyuanVAE", {"seed": 2}),
+        "TextEncodeHunyuanVideo_ImageToVideo": ("ChunkwiseTestHunyuanTextConditioning",
+                                                {"width": 16, "tokens": 8, "pooled_width": 8}),
+    },
 }
+TEXT_INPUTS = {"CLIPTextEncode": "text", "TextEncodeHunyuanVideo_ImageToVideo": "prompt"}
+"""Text encoders and their prompt input: a swapped one keeps the prompt as the stand-in's ``text``."""
 
 
 @dataclass
@@ -119,9 +127,9 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Pat
     swaps = {**SWAPS, **WORKFLOW_SWAPS.get(name, {})}
     for nid, node in sorted(prompt.items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0):
         kind = node["class_type"]
-        if kind == "CLIPTextEncode" and kind in swaps:
+        if kind in TEXT_INPUTS and kind in swaps:
             node["class_type"], inputs = swaps[kind]
-            node["inputs"] = {"text": node["inputs"]["text"], **inputs}
+            node["inputs"] = {"text": node["inputs"][TEXT_INPUTS[kind]], **inputs}
         elif kind in swaps:
             new_type, inputs = swaps[kind]
             index = seen[kind] = seen.get(kind, -1) + 1

@@ -5,10 +5,12 @@ stand-in                            replaces
 ==================================  ===========================================
 ChunkwiseTestHunyuan15Model         UNETLoader (MODEL): HunyuanVideo 1.5 I2V
 ChunkwiseTestHunyuan15VAE           VAELoader (VAE): HunyuanVideo 1.5 VAE
+ChunkwiseTestHunyuanModel           UNETLoader (MODEL): HunyuanVideo I2V, v1 (concat) or v2 (replace)
+ChunkwiseTestHunyuanVAE             VAELoader (VAE): HunyuanVideo VAE
 ChunkwiseTestHunyuanTextConditioning CLIPTextEncode (CONDITIONING with ``pooled_output``)
 ==================================  ===========================================
 
-The builders are ``tests/comfy/tiny_hunyuan15.py``, imported under a package name of their own
+The builders are ``tests/comfy/tiny_hunyuan15.py`` and ``tiny_hunyuan.py``, imported under a package name of their own
 (:data:`PACKAGE`) pointing at ``tests/comfy`` so their relative import of ``tiny.py`` works without the
 pack being importable as ``chunkwise`` (ComfyUI loads custom nodes under their path).
 """
@@ -48,6 +50,16 @@ def _hunyuan15_vae(seed: int):
     return tiny_module("tiny_hunyuan15").tiny_hunyuan15_vae(seed)
 
 
+@functools.lru_cache(maxsize=4)
+def _hunyuan_model(seed: int, guidance_type: str):
+    return tiny_module("tiny_hunyuan").tiny_hunyuan_model(seed, guidance_type)
+
+
+@functools.lru_cache(maxsize=4)
+def _hunyuan_vae(seed: int):
+    return tiny_module("tiny_hunyuan").tiny_hunyuan_vae(seed)
+
+
 def _seed_input(default: int):
     return ("INT", {"default": default, "min": 0, "max": 2**31 - 1,
                     "tooltip": "Seed of the random weights: the same seed gives the same model."})
@@ -82,6 +94,37 @@ class TestHunyuan15VAE:
         return (_hunyuan15_vae(int(seed)),)
 
 
+class TestHunyuanModel:
+    DESCRIPTION = ("Tiny random HunyuanVideo I2V model (hidden 32, 1+1 blocks, text width 16, pooled width 8, "
+                   "guidance-embedded): UNETLoader's output; v1 (concat, 33 input channels) or v2 (replace, 16).")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(1),
+                             "guidance_type": (["v1 (concat)", "v2 (replace)"], {"default": "v1 (concat)"})},
+                "optional": {"unet_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, guidance_type, unet_name=""):
+        return (_hunyuan_model(int(seed), guidance_type),)
+
+
+class TestHunyuanVAE:
+    DESCRIPTION = "Tiny random HunyuanVideo VAE (16 latent channels, /8 spatial, /4 temporal): VAELoader's output."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("VAE",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(2)}, "optional": {"vae_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, vae_name=""):
+        return (_hunyuan_vae(int(seed)),)
+
+
 class TestHunyuanTextConditioning:
     DESCRIPTION = ("CONDITIONING for the tiny HunyuanVideo models without a text encoder: a seeded random "
                    "[1, tokens, width] tensor derived from the text, with the pooled_output the models read "
@@ -111,5 +154,7 @@ class TestHunyuanTextConditioning:
 NODE_CLASS_MAPPINGS = {
     "ChunkwiseTestHunyuan15Model": TestHunyuan15Model,
     "ChunkwiseTestHunyuan15VAE": TestHunyuan15VAE,
+    "ChunkwiseTestHunyuanModel": TestHunyuanModel,
+    "ChunkwiseTestHunyuanVAE": TestHunyuanVAE,
     "ChunkwiseTestHunyuanTextConditioning": TestHunyuanTextConditioning,
 }
