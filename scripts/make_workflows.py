@@ -578,9 +578,15 @@ def wan21_ab() -> Graph:
 
 
 try:  # the families' graph modules take this module's helpers as ``mw`` (no import back)
-    from . import workflows_kandinsky5, workflows_ltxv, workflows_masked  # as chunkwise.scripts.make_workflows
+    from . import (  # as chunkwise.scripts.make_workflows
+        workflows_hunyuan,
+        workflows_kandinsky5,
+        workflows_ltxv,
+        workflows_masked,
+    )
 except ImportError:
-    import workflows_kandinsky5  # run as a script: scripts/ is on sys.path
+    import workflows_hunyuan  # run as a script: scripts/ is on sys.path
+    import workflows_kandinsky5
     import workflows_ltxv
     import workflows_masked
 
@@ -588,7 +594,8 @@ GRAPHS = {g.name: g for g in (svd_single_chunk(), svd_long_video(), wan21_long_v
                               toy_world_ab(), wan21_ab())}
 GRAPHS.update({g.name: g for g in (*workflows_masked.graphs(sys.modules[__name__]),
                                     workflows_ltxv.ltxv_long_video(sys.modules[__name__]),
-                                    workflows_kandinsky5.kandinsky5_long_video(sys.modules[__name__]))})
+                                    workflows_kandinsky5.kandinsky5_long_video(sys.modules[__name__]),
+                                    *workflows_hunyuan.graphs(sys.modules[__name__]))})
 
 
 def render(object_info: dict, made_on: tuple = MADE_ON) -> dict[Path, str]:

@@ -25,7 +25,8 @@ TESTPACK_NAME = "chunkwise_testpack"
 
 WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video",
              "chunkwise_wan22_i2v_long_video", "chunkwise_wan22_5b_ti2v_long_video", "chunkwise_ltxv_i2v_long_video",
-             "chunkwise_kandinsky5_i2v_long_video", "chunkwise_toy_world_ab", "chunkwise_wan21_i2v_ab")
+             "chunkwise_kandinsky5_i2v_long_video", "chunkwise_toy_world_ab", "chunkwise_wan21_i2v_ab",
+             "chunkwise_hunyuan15_i2v_long_video", "chunkwise_hunyuan_i2v_long_video")
 SAVE_TENSOR = "ChunkwiseTestSaveTensor"
 REPORT_FORMAT = "chunkwise.report/1"
 
@@ -44,9 +45,25 @@ WORKFLOW_SWAPS = {
     "chunkwise_kandinsky5_i2v_long_video": {"UNETLoader": ("ChunkwiseTestKandinsky5Model", {"seed": 1}),
                                             "VAELoader": ("ChunkwiseTestKandinsky5VAE", {"seed": 1})},
 }
-"""Per workflow, the loaders whose tiny stand-ins differ from :data:`SWAPS` (another family's models)."""
+WORKFLOW_SWAPS.update({
+    "chunkwise_hunyuan15_i2v_long_video": {
+        "UNETLoader": ("ChunkwiseTestHunyuan15Model", {"seed": 1}),
+        "VAELoader": ("ChunkwiseTestHunyuan15VAE", {"seed": 2}),
+        "CLIPTextEncode": ("ChunkwiseTestHunyuanTextConditioning", {"width": 16, "tokens": 8, "pooled_width": 0}),
+    },
+    "chunkwise_hunyuan_i2v_long_video": {
+        "UNETLoader": ("ChunkwiseTestHunyuanModel", {"seed": 1, "guidance_type": "v1 (concat)"}),
+        "VAELoader": ("ChunkwiseTestHunyuanVAE", {"seed": 2}),
+        "TextEncodeHunyuanVideo_ImageToVideo": ("ChunkwiseTestHunyuanTextConditioning",
+                                                {"width": 16, "tokens": 8, "pooled_width": 8}),
+    },
+})
+"""Per workflow, stand-ins over :data:`SWAPS` for families whose loaders need other tiny models (same output
+slots). A text-encoder entry keeps the prompt's text and takes these inputs besides."""
 K5_POOLED_WIDTH = 8
 """The Kandinsky 5 text conditioning's pooled output width."""
+TEXT_INPUTS = {"CLIPTextEncode": "text", "TextEncodeHunyuanVideo_ImageToVideo": "prompt"}
+"""Text encoders and their prompt input: a swapped one keeps the prompt as the stand-in's ``text``."""
 
 
 @dataclass
@@ -138,7 +155,10 @@ def tiny_prompt(name: str, settings: Optional[TinySettings] = None, api_dir: Pat
     swaps = {**SWAPS, **WORKFLOW_SWAPS.get(name, {})}
     for nid, node in sorted(prompt.items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0):
         kind = node["class_type"]
-        if kind in swaps:
+        if kind in TEXT_INPUTS and kind in swaps:
+            node["class_type"], inputs = swaps[kind]
+            node["inputs"] = {"text": node["inputs"][TEXT_INPUTS[kind]], **inputs}
+        elif kind in swaps:
             new_type, inputs = swaps[kind]
             index = seen[kind] = seen.get(kind, -1) + 1
             node["class_type"], node["inputs"] = new_type, {**inputs, "seed": inputs["seed"] + 10 * index}

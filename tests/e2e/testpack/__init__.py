@@ -42,6 +42,8 @@ import comfy.utils
 import folder_paths
 import torch
 
+from . import hunyuan
+
 _TINY_PATH = Path(__file__).resolve().parent.parent.parent / "comfy" / "tiny.py"
 _TINY_LTXV_PATH = _TINY_PATH.with_name("tiny_ltxv.py")
 _TINY_K5_PATH = _TINY_PATH.with_name("tiny_kandinsky5.py")
@@ -364,4 +366,5 @@ NODE_CLASS_MAPPINGS = {
     "ChunkwiseTestWan22Model": TestWan22Model,
     "ChunkwiseTestWan22VAE": TestWan22VAE,
 }
+NODE_CLASS_MAPPINGS.update(hunyuan.NODE_CLASS_MAPPINGS)  # the HunyuanVideo families' stand-ins
 NODE_DISPLAY_NAME_MAPPINGS = {k: k.replace("Chunkwise", "chunkwise test: ") for k in NODE_CLASS_MAPPINGS}
