@@ -29,7 +29,7 @@ def require_ray():
     return ray
 
 
-def _runtime_env() -> dict:
+def runtime_env() -> dict:
     """Workers import the pack from where this driver does (a checkout linked as ``chunkwise``, or an install)."""
     import chunkwise
 
@@ -49,7 +49,7 @@ def connect(workers: Optional[int] = None, address: Optional[str] = None):
     if address:
         log.info("chunkwise: joining the Ray cluster at %s", address)
         try:
-            ray.init(address=address, runtime_env=_runtime_env(), log_to_driver=False)
+            ray.init(address=address, runtime_env=runtime_env(), log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ChunkwiseError(
                 f"cannot join the Ray cluster at --ray-address {address!r} ({exc}); start one with "
@@ -68,7 +68,7 @@ def connect(workers: Optional[int] = None, address: Optional[str] = None):
     log.info("chunkwise: starting a local Ray cluster for %d worker(s) (%s)", count,
              f"{gpus} GPU(s)" if gpus else "CPU")
     ray.init(num_cpus=max(count, 1), num_gpus=gpus, include_dashboard=False, log_to_driver=False,
-             runtime_env=_runtime_env())
+             runtime_env=runtime_env())
     return ray
 
 

@@ -84,7 +84,8 @@ class Worker:
         describe = getattr(denoiser, "describe", None)
         return {"pid": os.getpid(), "describe": describe() if callable(describe) else type(denoiser).__name__,
                 "scorer": scorer.describe() if scorer is not None else None,
-                "sample_batch": hasattr(denoiser, "sample_batch"), "fps": getattr(denoiser, "fps", None)}
+                "sample_batch": hasattr(denoiser, "sample_batch"), "fps": getattr(denoiser, "fps", None),
+                "threads": torch.get_num_threads()}
 
     def pid(self) -> int:
         return os.getpid()
@@ -214,7 +215,7 @@ class RayExecutor:
         self.pool = pool
         self.infos = pool.get([a.info.remote() for a in pool.actors])  # every worker loads its pipeline now
         self.first = self.infos[0]
-        self.chunks_lost = 0
+        self.nfe_by_worker = [0] * len(pool)  # model evaluations each worker made for the run (kept work only)
 
     def describe(self) -> str:
         return self.first["describe"]
@@ -236,13 +237,16 @@ class RayExecutor:
                    timer: PhaseTimer) -> "RayChunk":
         return RayChunk(self, search, guide, index=index, progress=progress, timer=timer)
 
+    def count(self, w: int, delta: dict) -> None:
+        self.nfe_by_worker[w] += delta["nfe_preview"] + delta["nfe_full"]
+
 
 class RayChunk:
     """One chunk's model work spread over the workers (see the module docstring); the counters add up theirs."""
 
     def __init__(self, executor: RayExecutor, search: SearchSettings, guide: torch.Tensor, *, index: int,
                  progress: StepProgress, timer: PhaseTimer) -> None:
-        self.pool, self.ray = executor.pool, executor.pool.ray
+        self.executor, self.pool, self.ray = executor, executor.pool, executor.pool.ray
         self.search, self.index, self.progress, self.timer = search, index, progress, timer
         self.key = f"{uuid.uuid4().hex}-{index}"
         self.guide = self.ray.put(guide)
@@ -265,7 +269,8 @@ class RayChunk:
             )
         return live
 
-    def add(self, delta: dict) -> None:
+    def add(self, delta: dict, w: int) -> None:
+        self.executor.count(w, delta)
         self.nfe_preview += delta["nfe_preview"]
         self.nfe_full += delta["nfe_full"]
         for k, v in delta["cost"].items():
@@ -289,7 +294,7 @@ class RayChunk:
     def collect_open(self, w: int) -> None:
         ref = self.opened.get(w)
         if ref is not None and not isinstance(ref, bool):
-            self.add(self.pool.get(ref))
+            self.add(self.pool.get(ref), w)
             self.opened[w] = True
 
     # -- what ChunkSearch calls -------------------------------------------------------------------------
@@ -354,7 +359,7 @@ class RayChunk:
                 for h in range(g, len(groups)):  # this group and the lost worker's queued ones, on the others
                     if pending[h][0] == w:
                         pending[h] = self.submit(live[h % len(live)], groups[h], seed_of, window)
-        self.add(delta)
+        self.add(delta, w)
         for j in groups[g]:
             self.where[j] = w
         return [s if isinstance(s, CandidateScore) else CandidateScore(*s) for s in scores]
@@ -372,7 +377,7 @@ class RayChunk:
             except self.pool.lost_errors as exc:
                 self.lose(w, exc)
                 w = self.live()[0]
-        self.add(delta)
+        self.add(delta, w)
         self.progress.jump_to(self.progress.done + steps - start)
         return latent, frames
 
