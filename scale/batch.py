@@ -298,37 +298,60 @@ class Batch:
             return actor.call.remote(run_workflow, job.spec, str(job.folder))
         return actor.call.remote(run_job, job.argv, str(self.output), job.name)
 
-    def settle(self, job: Job, ref) -> None:
+    def settle(self, job: Job, ref) -> bool:
+        """The job's outcome, into its state; False when its worker was lost (it is made again by Ray)."""
         try:
             self.pool.get(ref)
             job.state, job.error = "done", ""
+            return True
         except ChunkwiseError as exc:
             job.state, job.error = "failed", str(exc)
+            return True
         except Exception as exc:  # noqa: BLE001 - a lost worker or any error on the way: run it again
-            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            text = str(exc).strip()
+            reason = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
             if job.attempts > self.retries:
                 job.state, job.error = "failed", f"{reason} (after {job.attempts} attempts)"
             else:
                 job.state, job.error = f"retry {job.attempts}", ""
                 log.warning("chunkwise: job %s failed (%s); it runs again from its finished chunks", job.name, reason)
+            return not isinstance(exc, self.pool.lost_errors)
 
     def run(self) -> int:
         ray = self.pool.ray
         queue = [j for j in self.jobs if not j.finished]
         running: dict = {}  # ref -> (job, worker)
+        waking: dict = {}  # ping ref -> worker: a lost worker gets jobs again once Ray has made it again
         idle = list(range(len(self.pool)))
         while queue or running:
             while queue and idle:
                 job, w = queue.pop(0), idle.pop(0)
                 running[self.submit(job, w)] = (job, w)
             self.show()
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=self.poll)
+            ready, _ = ray.wait([*running, *waking], num_returns=1, timeout=self.poll)
             for ref in ready:
+                if ref in waking:
+                    w = waking.pop(ref)
+                    try:
+                        self.pool.get(ref)
+                        idle.append(w)
+                    except ray.exceptions.ActorUnavailableError:  # still restarting: ask again shortly
+                        time.sleep(self.poll / 4)
+                        waking[self.pool.actors[w].pid.remote()] = w
+                    except self.pool.lost_errors:  # gone for good (out of restarts)
+                        log.warning("chunkwise: worker %d is gone for good; the batch goes on without it", w)
+                    continue
                 job, w = running.pop(ref)
-                self.settle(job, ref)
-                idle.append(w)
+                if self.settle(job, ref):
+                    idle.append(w)
+                else:
+                    waking[self.pool.actors[w].pid.remote()] = w
                 if not job.finished:
                     queue.append(job)
+            if queue and not (idle or running or waking):
+                for job in queue:
+                    job.state, job.error = "failed", "every worker is gone; run chunkwise batch again to resume it"
+                queue = []
         self.show(force=True)
         return 0 if all(j.state.startswith("done") for j in self.jobs) else 1
 
