@@ -14,6 +14,11 @@ Each worker (a Ray actor, one per GPU or CPU slot) builds its denoiser and score
 4. the worker that previewed the winner finishes it, resuming its kept state in place; the frames of the
    finished chunk come back to the driver, which streams them into the sink (a run folder) as before.
 
+The same seed and settings give the same winners and frames as one process: bit for bit on the CPU when
+every process computes with the same number of threads (Ray gives a worker with one CPU slot one thread;
+torch's multi-threaded sums depend on the count), on GPUs of one kind likewise. With early accept the
+workers preview ahead of the stop; the winners are the same, the extra previews are wasted work.
+
 Faults. Ray restarts a worker whose process died (``max_restarts``, default 3: the actor is made again and
 reloads its pipeline) and retries no task (``max_task_retries=0``): the pack decides what is redone. A worker
 lost during a chunk is left out for the rest of that chunk; the candidates it was previewing (and any it had
