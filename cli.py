@@ -3,6 +3,8 @@
 ::
 
     chunkwise generate --model DIR --image IMG --chunks 5 --candidates 4 --k 8 --steps 25 --seed 0 --out video.mp4
+    chunkwise generate ... --workers 2 --run runs/beach   # candidates over 2 Ray workers, a resumable run folder
+    chunkwise batch jobs.jsonl --output runs --workers 8     # many videos over a Ray cluster
     chunkwise report video.report.json
     chunkwise verify ComfyUI/output/chunkwise/<run_name>
 
@@ -12,7 +14,12 @@
 ``local_files_only``, runs the k-step noise search chunk by chunk, streams each
 finished chunk into the video file (PyAV; without it, a folder of PNG frames)
 and writes the search report next to the video (``<name>.report.json``).
-``report`` prints a readable summary of a report. ``verify`` checks a run
+``--run DIR`` streams the chunks into a resumable run folder instead (the same
+command continues it) and encodes the video from it at the end; ``--workers N``
+or ``--ray-address ADDR`` spreads each chunk's candidates over the workers of a
+Ray cluster (``chunkwise.scale``, ``pip install "chunkwise[ray]"``). ``batch``
+runs a JSON-lines file of jobs over a cluster, one run folder each
+(``chunkwise.scale.batch``). ``report`` prints a readable summary of a report. ``verify`` checks a run
 folder's chunks against the hashes recorded when they were written and says how
 to regenerate damaged ones (exit status 1 when any is damaged or missing).
 
@@ -29,6 +36,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -350,11 +358,9 @@ def report_path(out: Path, given: Optional[str]) -> Path:
     return out.with_name((out.stem if out.suffix else out.name) + ".report.json")
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from .search.hosts import PIPELINE_FAMILIES, check_device, load_denoiser, pipeline_class_name
-
-    # 1. Check every setting and file before loading the model.
-    settings = LoopSettings(
+def generate_settings(args: argparse.Namespace) -> LoopSettings:
+    """The run's settings from ``generate``'s flags, validated."""
+    return LoopSettings(
         chunks=args.chunks,
         seed=args.seed,
         drop_first_frame=not args.keep_first_frame,
@@ -363,42 +369,117 @@ def cmd_generate(args: argparse.Namespace) -> int:
                               candidate_batch=args.candidate_batch, accept_score=args.accept_score,
                               halving_k=args.halving_k),
     ).validate()
-    image = load_image(args.image)
-    out = Path(args.out).expanduser()
-    family = PIPELINE_FAMILIES[pipeline_class_name(args.model)]
-    options = family_options(family, args)
-    check_device(args.device)  # a --device this machine lacks fails here, not after loading the weights
 
-    # 2. The model, then the scorer (only when searching).
-    progress = Progress(quiet=args.quiet)
-    progress.note(f"chunkwise: loading {args.model} ({family})")
+
+def load_parts(args: argparse.Namespace):
+    """``(denoiser, scorer)`` of ``generate``'s flags: the pipeline, and the scorer when searching."""
+    from .search.hosts import PIPELINE_FAMILIES, load_denoiser, pipeline_class_name
+
+    settings = generate_settings(args)
+    options = family_options(PIPELINE_FAMILIES[pipeline_class_name(args.model)], args)
     denoiser = load_denoiser(args.model, device=args.device, dtype=args.dtype, offload=args.offload, seed=args.seed,
                              **options)
     scorer = build_scorer(args, denoiser.pipe, denoiser.device) if settings.search.searching else None
-    fps = args.fps if args.fps is not None else denoiser.fps
+    return denoiser, scorer
 
-    # 3. The run: chunks stream into the video as they finish.
-    sink = open_sink(out, fps)
 
-    hooks = Hooks(on_progress=progress.update, on_chunk=lambda record, _frames: progress.note(chunk_line(record)))
+@dataclass(frozen=True)
+class GenerateParts:
+    """What a worker of a cluster builds from ``generate``'s flags (picklable; equal flags, equal parts)."""
+
+    argv: tuple
+
+    def __call__(self):
+        return load_parts(build_parser().parse_args(["generate", *self.argv]))
+
+
+def open_run_sink(run: str):
+    """``--run DIR``: the run folder DIR (resumed when it holds the same run) as the sink."""
+    from .search.sinks import DiskSink
+
+    folder = Path(run).expanduser()
+    return DiskSink(folder.parent, folder.name)
+
+
+def encode_run(sink, out: Path, fps: float):
+    """The video file (or PNG folder) ``out`` made from every chunk of a run folder, one chunk at a time."""
+    video = open_sink(out, fps)
     try:
-        result = run_chunks(denoiser, scorer, image, settings, sink=sink, hooks=hooks)
-    except KeyboardInterrupt as exc:
-        raise InterruptedRun(f"interrupted; the chunks finished so far are in {sink.path}") from exc
+        for i in range(len(sink.records())):
+            video.write_chunk(i, sink.chunk_frames(i))
     finally:
-        sink.close()
+        video.close()
+    return video
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .search.hosts import PIPELINE_FAMILIES, check_device, pipeline_class_name
+
+    # 1. Check every setting and file before loading the model.
+    settings = generate_settings(args)
+    image = load_image(args.image)
+    out = Path(args.out).expanduser()
+    family = PIPELINE_FAMILIES[pipeline_class_name(args.model)]
+    family_options(family, args)
+    spread = args.workers is not None or args.ray_address is not None
+    if not spread:
+        check_device(args.device)  # a --device this machine lacks fails here, not after loading the weights
+
+    # 2. The model and the scorer (only when searching): here, or once on every worker of a cluster.
+    progress = Progress(quiet=args.quiet)
+    denoiser = scorer = executor = pool = None
+    try:
+        if spread:
+            from .scale.workers import RayExecutor, WorkerPool
+
+            progress.note(f"chunkwise: loading {args.model} ({family}) on the workers")
+            pool = WorkerPool(GenerateParts(tuple(args.argv)), workers=args.workers, address=args.ray_address)
+            executor = RayExecutor(pool)
+            fps, described = (args.fps if args.fps is not None else executor.fps), executor.describe()
+            workers = len(pool)
+            progress.note(f"chunkwise: {workers} workers")
+        else:
+            progress.note(f"chunkwise: loading {args.model} ({family})")
+            denoiser, scorer = load_parts(args)
+            fps, described = (args.fps if args.fps is not None else denoiser.fps), denoiser.describe()
+
+        # 3. The run: chunks stream into the video (or the run folder) as they finish.
+        sink = open_run_sink(args.run) if args.run else open_sink(out, fps)
+        hooks = Hooks(on_progress=progress.update, on_chunk=lambda record, _frames: progress.note(chunk_line(record)))
+        try:
+            result = run_chunks(denoiser, scorer, image, settings, sink=sink, hooks=hooks, executor=executor)
+        except KeyboardInterrupt as exc:
+            where = sink.folder if args.run else sink.path
+            raise InterruptedRun(f"interrupted; the chunks finished so far are in {where}") from exc
+        finally:
+            sink.close()
+        video = encode_run(sink, out, fps) if args.run else sink
+    finally:
         progress.close()
+        if pool is not None:
+            pool.close()
 
     # 4. The report next to the video.
     report = dict(result.report)
-    report["run"] = {"host": "diffusers", "model": str(args.model), "pipeline": denoiser.describe(),
-                     "video": str(sink.path), "fps": fps}
+    report["run"] = {"host": "diffusers", "model": str(args.model), "pipeline": described,
+                     "video": str(video.path), "fps": fps}
+    if args.run:
+        report["run"]["run_folder"] = str(sink.folder)
+    if spread:
+        report["run"]["workers"] = workers
     rpath = report_path(out, args.report)
     rpath.parent.mkdir(parents=True, exist_ok=True)
     rpath.write_text(dumps(report), encoding="utf-8")
     progress.note(summarize(report))
-    progress.note(f"chunkwise: wrote {sink.frames} frames to {sink.path} and the report to {rpath}")
+    progress.note(f"chunkwise: wrote {video.frames} frames to {video.path} and the report to {rpath}")
     return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .scale.batch import run_batch
+
+    return run_batch(args.jobs, args.output, workers=args.workers, address=args.ray_address, retries=args.retries,
+                     quiet=args.quiet)
 
 
 def read_report(path: str) -> dict:
@@ -433,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chunkwise",
         description="Long videos from short image-to-video models, chunk by chunk, with k-step noise search.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,report,verify,evaluate}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{generate,batch,report,verify,evaluate}")
 
     g = sub.add_parser("generate", help="generate a long video from one image with a local diffusers I2V model",
                        description="Generate a long video chunk by chunk from a local diffusers image-to-video folder "
@@ -490,6 +571,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                    help="weights dtype (auto: the family's published dtype on an accelerator, fp32 on cpu)")
     g.add_argument("--offload", action="store_true", help="diffusers model CPU offload (needs accelerate)")
+    g.add_argument("--run", metavar="DIR",
+                   help="stream the chunks into the run folder DIR (resumable: the same command continues it from its "
+                        "last finished chunk); --out is encoded from it at the end")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="spread each chunk's candidates over N workers of a local Ray cluster (one GPU each, else one "
+                        "CPU slot each); needs pip install \"chunkwise[ray]\"")
+    g.add_argument("--ray-address", metavar="ADDR",
+                   help="join the Ray cluster at ADDR (e.g. 10.0.0.1:6379, or auto) instead of starting one; with "
+                        "--workers N use N of its workers (default: one per GPU, else per CPU)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
 
@@ -506,6 +596,20 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     v.set_defaults(func=cmd_verify)
 
+    b = sub.add_parser("batch", help="run many videos (a JSON-lines job file) over the workers of a Ray cluster",
+                       description="Run every job of a JSON-lines file over the workers of a Ray cluster, each into "
+                                   "its own run folder, with a progress table; a failed job is retried and resumes "
+                                   "from its finished chunks, and a second run over the same file finishes what is "
+                                   "left and redoes nothing. A job line: {\"run\": NAME, \"model\": DIR, \"image\": "
+                                   "FILE, \"settings\": {generate's flags, e.g. \"chunks\": 5, \"candidates\": 4}}.")
+    b.add_argument("jobs", help="the job file: one JSON object per line")
+    b.add_argument("--output", required=True, help="the folder that holds one run folder per job")
+    b.add_argument("--workers", type=int, metavar="N", help="N workers of a local Ray cluster (default 1)")
+    b.add_argument("--ray-address", metavar="ADDR", help="join the Ray cluster at ADDR instead of starting one")
+    b.add_argument("--retries", type=int, default=2, help="times a failed job is run again (default 2)")
+    b.add_argument("--quiet", "-q", action="store_true", help="only the final table")
+    b.set_defaults(func=cmd_batch)
+
     # Parsed by scorers/evaluation_cli.py (main() hands it the rest of the command line); listed here for --help.
     sub.add_parser("evaluate", add_help=False,
                    help="VBench's quality dimensions of a finished video or run folder, per chunk and cumulative "
@@ -521,6 +625,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return evaluate_command(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv[1:]  # what a worker of a cluster parses again to build the same parts
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO if not getattr(args, "quiet", False) else logging.WARNING,
                             format="%(message)s", stream=sys.stderr)

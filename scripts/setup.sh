@@ -45,7 +45,7 @@ setup_venv() {
   pip_install "$vpy" --upgrade pip
   pip_install "$vpy" "$@"
   pip_install "$vpy" "pytest>=8" "ruff>=0.6" "numpy>=1.25" "pillow>=9" "safetensors>=0.4.2" \
-    "open_clip_torch>=2.24" "diffusers>=0.32" "accelerate>=0.30"
+    "open_clip_torch>=2.24" "diffusers>=0.32" "accelerate>=0.30" "ray>=2.40"
   pip_install "$vpy" --no-deps -e .  # package chunkwise + the chunkwise command
   # Every optional backend the tests cover must import, or the stamp is not written and set-up runs again.
   "$vpy" -c "import torch, torchvision, open_clip, diffusers, accelerate, pytest, chunkwise.search" >/dev/null

@@ -22,10 +22,11 @@ chosen one) and :func:`select_best`.
 
 from __future__ import annotations
 
+import functools
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 
@@ -266,6 +267,147 @@ class ChunkSampler:
         return latent, frames
 
 
+PREVIEW_KEEPS = ("none", "all", "best")
+
+
+@dataclass(frozen=True)
+class PreviewWindow:
+    """One rung's previews: steps ``[start, end)`` of a ``steps``-step schedule for every candidate of a group.
+
+    ``extend``: continue each candidate's kept state (a truncated rung after the first). ``keep``: what the
+    previews leave behind: ``all`` (the next rung extends them), ``best`` (only the best so far, ties to the
+    earlier: the state the winner resumes), ``none``.
+    """
+
+    steps: int
+    start: int
+    end: int
+    extend: bool = False
+    keep: str = "none"
+
+
+class ChunkWork:
+    """One chunk's model work on one denoiser and scorer: a :class:`ChunkSampler` and the preview states it keeps.
+
+    The chunk search (:class:`ChunkSearch`) decides which groups of candidates are previewed to which step;
+    this object previews them where the model is (:meth:`preview` one group, :meth:`previews` a rung's groups
+    in turn), keeps what :class:`PreviewWindow` says and finishes the chosen candidate (:meth:`finish`), resuming
+    its kept state when it holds it. A worker of a cluster (``chunkwise.scale``) runs one per chunk, so only
+    scores leave it.
+    """
+
+    def __init__(self, sampler: ChunkSampler, scorer: Optional[Scorer] = None) -> None:
+        self.sampler = sampler
+        self.scorer = scorer
+        self.states: dict[int, SampleResult] = {}
+        self.kept: Optional[tuple[int, float, SampleResult]] = None
+
+    @classmethod
+    def open(cls, denoiser: I2VDenoiser, scorer: Optional[Scorer], search: SearchSettings, guide: torch.Tensor, *,
+             index: int = 0, hooks: Optional[Hooks] = None, progress: Optional[StepProgress] = None,
+             timer: Optional[PhaseTimer] = None) -> "ChunkWork":
+        """Condition ``denoiser`` on the chunk's ``guide`` once; every candidate and the full run reuse it."""
+        timer = timer or PhaseTimer()
+        with timer("condition"):
+            sampler = ChunkSampler(denoiser, denoiser.condition(guide), index=index,
+                                   preview_stride=search.preview_stride, approximate=search.preview_decode == "approx",
+                                   hooks=hooks, progress=progress, timer=timer)
+        return cls(sampler, scorer)
+
+    def prepare(self, guide: torch.Tensor, anchor: Optional[torch.Tensor] = None) -> None:
+        """The scorer's per-chunk work (see :meth:`ChunkSampler.prepare`)."""
+        self.sampler.prepare(self.scorer, guide, anchor)
+
+    def preview(self, group: list[int], seeds: list[int], window: PreviewWindow,
+                given: Optional[dict] = None) -> list[CandidateScore]:
+        """Candidates ``group`` (seeds ``seeds``) previewed in one sampler call, decoded and scored.
+
+        With ``window.extend`` each continues its kept state, or the one in ``given`` (moved from elsewhere).
+        """
+        resumes = None
+        if window.extend:
+            resumes = [given[j] if given and j in given else self.states.pop(j) for j in group]
+        results = self.sampler.sample(seeds, steps=window.steps, start_step=window.start, end_step=window.end,
+                                      resumes=resumes)
+        del resumes
+        scored = []
+        for j, result in zip(group, results, strict=True):
+            score = self.sampler.score(self.sampler.decode_preview(result, j), j)
+            scored.append(score)
+            if window.keep == "all":
+                self.states[j] = result
+            elif window.keep == "best" and (self.kept is None or score.score > self.kept[1]):
+                self.kept = (j, score.score, result)
+        return scored
+
+    def previews(self, groups: list[list[int]], seed_of: Callable[[int], int], window: PreviewWindow,
+                 check_interrupt: Callable[[], None] = _noop) -> Iterator[tuple[list[int], list[CandidateScore]]]:
+        """``(group, its scores)`` for each group in turn, previewed when asked for (a search that stops early
+        previews no more)."""
+        for group in groups:
+            check_interrupt()
+            yield group, self.preview(group, [seed_of(j) for j in group], window)
+
+    def retain(self, alive: Sequence[int]) -> None:
+        """Drop the kept states of every candidate but ``alive``."""
+        keep = set(alive)
+        self.states = {j: s for j, s in self.states.items() if j in keep}
+
+    def take(self, j: int) -> SampleResult:
+        """Candidate ``j``'s kept state, handed over (to be extended elsewhere)."""
+        return self.states.pop(j)
+
+    def holds(self, j: int) -> bool:
+        """Whether this work keeps the state candidate ``j``'s full run would resume."""
+        return self.kept is not None and self.kept[0] == j
+
+    def finish(self, j: int, seed: int, steps: int, resume: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Candidate ``j`` (seed ``seed``) denoised to the end: its kept preview resumed when ``resume`` and it is
+        kept here, else from its noise (the same frames for exact-resume samplers, k more evaluations)."""
+        kept = self.kept[2] if resume and self.holds(j) else None
+        self.states, self.kept = {}, None
+        return self.sampler.finish(seed, steps=steps, resume=kept)
+
+    @property
+    def nfe_preview(self) -> int:
+        return self.sampler.nfe_preview
+
+    @property
+    def nfe_full(self) -> int:
+        return self.sampler.nfe_full
+
+    @property
+    def cost(self) -> dict:
+        return self.sampler.cost
+
+
+class LocalExecutor:
+    """Where a chunk's model work runs by default: on ``denoiser`` and ``scorer`` in this process.
+
+    :meth:`open_chunk` makes the chunk's :class:`ChunkWork`. Another executor (a cluster's, in
+    ``chunkwise.scale``) offers the same four calls and hands back an object with ``prepare``, ``previews``,
+    ``retain``, ``finish`` and the counters ``nfe_preview``, ``nfe_full``, ``cost``.
+    """
+
+    def __init__(self, denoiser: I2VDenoiser, scorer: Optional[Scorer]) -> None:
+        self.denoiser, self.scorer = denoiser, scorer
+
+    def check(self, search: SearchSettings) -> None:
+        check_parts(search, self.scorer, self.denoiser)
+
+    def scorer_name(self) -> str:
+        return self.scorer.describe() if self.scorer is not None else "none"
+
+    def batch(self, search: SearchSettings) -> int:
+        """Candidates per sampler call: ``candidate_batch`` for a denoiser with ``sample_batch``, else 1."""
+        return search.candidate_batch if hasattr(self.denoiser, "sample_batch") else 1
+
+    def open_chunk(self, search: SearchSettings, guide: torch.Tensor, *, index: int, hooks: Hooks,
+                   progress: StepProgress, timer: PhaseTimer) -> ChunkWork:
+        return ChunkWork.open(self.denoiser, self.scorer, search, guide, index=index, hooks=hooks, progress=progress,
+                              timer=timer)
+
+
 @dataclass
 class ChunkOutcome:
     frames: torch.Tensor
@@ -291,12 +433,14 @@ class ChunkSearch:
     """One chunk's k-step noise search with valid ``search`` settings (see the module docstring).
 
     ``seed`` is the chunk's base seed (candidate j draws from seed + j).
-    :meth:`run` generates the chunk from a guide frame.
+    :meth:`run` generates the chunk from a guide frame. The model work runs
+    where ``executor`` puts it (default: :class:`LocalExecutor` on ``denoiser``
+    and ``scorer``, in this process); the search itself is the same either way.
     """
 
     def __init__(
         self,
-        denoiser: I2VDenoiser,
+        denoiser: Optional[I2VDenoiser],
         scorer: Optional[Scorer],
         search: SearchSettings,
         seed: int,
@@ -306,6 +450,7 @@ class ChunkSearch:
         hooks: Optional[Hooks] = None,
         clock: Callable[[], float] = time.perf_counter,
         progress: Optional[StepProgress] = None,
+        executor=None,
     ) -> None:
         self.denoiser, self.scorer, self.search, self.seed = denoiser, scorer, search, seed
         self.index, self.anchor = index, anchor
@@ -313,30 +458,29 @@ class ChunkSearch:
         self.progress = progress or StepProgress(search.nfe_per_chunk(), self.hooks)
         self.timer = PhaseTimer(clock)
         self.strategy = preview_strategy(search)
+        self.executor = executor if executor is not None else LocalExecutor(denoiser, scorer)
         self.candidates: list[dict] = []
 
     def run(self, guide: torch.Tensor) -> ChunkOutcome:
         search, chunk_start = self.search, self.progress.done
         # 1. Condition once per chunk; every candidate and the full run reuse it.
         guide = check_image(guide, f"guide image of chunk {self.index}")
-        with self.timer("condition"):
-            sampler = ChunkSampler(self.denoiser, self.denoiser.condition(guide), index=self.index,
-                                   preview_stride=search.preview_stride, approximate=search.preview_decode == "approx",
-                                   hooks=self.hooks, progress=self.progress, timer=self.timer)
+        work = self.executor.open_chunk(search, guide, index=self.index, hooks=self.hooks, progress=self.progress,
+                                        timer=self.timer)
         self.hooks.check_interrupt()
         if search.searching:
             # 2-5. Draw, preview, score and select, as the preview strategy says.
-            sampler.prepare(self.scorer, guide, self.anchor)
-            chosen, kept = self.search_noise(sampler)
+            work.prepare(guide, self.anchor)
+            chosen = self.search_noise(work)
         else:
-            chosen, kept = 0, None
+            chosen = 0
             self.draw(0)
         self.hooks.check_interrupt()
         # 6. Finish the winner: denoise it fully, or continue its truncated preview from where it stopped.
-        latent, frames = sampler.finish(self.candidates[chosen]["seed"], steps=search.steps, resume=kept)
+        latent, frames = work.finish(chosen, self.candidates[chosen]["seed"], search.steps, resume=search.resumes)
         # An early-accepted chunk used fewer steps than the progress total allows for: catch up.
         self.progress.jump_to(max(self.progress.done, chunk_start + search.nfe_per_chunk()))
-        return ChunkOutcome(frames=frames, latent=latent, record=self.record(sampler, chosen))
+        return ChunkOutcome(frames=frames, latent=latent, record=self.record(work, chosen))
 
     def draw(self, j: int) -> int:
         """Candidate ``j``'s seed (seed + j); its record is made the first time it is drawn."""
@@ -344,69 +488,62 @@ class ChunkSearch:
             self.candidates.append({"seed": candidate_seed(self.seed, j), "score": None, "frame_scores": []})
         return self.candidates[j]["seed"]
 
-    def search_noise(self, sampler: ChunkSampler) -> tuple[int, Optional[SampleResult]]:
-        """Steps 2-5, rung by rung: the winner's index and, when it resumes, its preview.
-
-        Only the state the next rung or the full run needs is kept: a truncated
-        preview's while a later rung extends it, on the last rung only the best one's.
-        """
-        search, strategy = self.search, self.strategy
-        truncated = search.preview_mode == "truncated"
-        batch = search.candidate_batch if hasattr(self.denoiser, "sample_batch") else 1
-        rungs = strategy.rungs()
-        alive, scores, states, start = list(range(search.candidates)), {}, {}, 0
+    def windows(self) -> list[PreviewWindow]:
+        """Each rung's preview window: truncated rungs extend windows of one s-step schedule (their states
+        kept for the next rung, on the last rung only the best one's when the winner resumes), short rungs are
+        complete runs."""
+        search, rungs = self.search, self.strategy.rungs()
+        if search.preview_mode != "truncated":
+            return [PreviewWindow(rung.k, 0, rung.k) for rung in rungs]
+        out, start = [], 0
         for r, rung in enumerate(rungs):
-            last_rung = r == len(rungs) - 1
+            last = r == len(rungs) - 1
+            keep = "all" if not last else ("best" if search.resumes else "none")
+            out.append(PreviewWindow(search.steps, start, rung.k, extend=start > 0, keep=keep))
+            start = rung.k
+        return out
+
+    def search_noise(self, work) -> int:
+        """Steps 2-5, rung by rung: the winner's index (its state, when it resumes, stays with ``work``)."""
+        search, strategy = self.search, self.strategy
+        batch = self.executor.batch(search)
+        alive, scores = list(range(search.candidates)), {}
+        for r, window in enumerate(self.windows()):
             alive = strategy.survivors(r, alive, scores)
-            states = {j: states[j] for j in alive if j in states}
-            scores, kept, kept_score = {}, None, None
-            for g in range(0, len(alive), batch):
-                self.hooks.check_interrupt()
-                group = alive[g : g + batch]
-                # 2. Draw the group's noises from their seeds.
-                seeds = [self.draw(j) for j in group]
-                # 3. Preview: truncated rungs extend windows of one s-step schedule, short rungs are complete runs.
-                if truncated:
-                    resumes = [states[j] for j in group] if start else None
-                    results = sampler.sample(seeds, steps=search.steps, start_step=start, end_step=rung.k,
-                                             resumes=resumes)
-                else:
-                    results = sampler.sample(seeds, steps=rung.k)
-                # 4. Decode and score each preview.
-                for j, result in zip(group, results, strict=True):
-                    scores[j] = self.score(sampler, j, result)
-                    if truncated and not last_rung:
-                        states[j] = result
-                    elif search.resumes and (kept_score is None or scores[j] > kept_score):
-                        kept, kept_score = result, scores[j]
-                del results
+            work.retain(alive)
+            scores = {}
+            groups = [alive[g : g + batch] for g in range(0, len(alive), batch)]
+            # 2-4. Draw each group's noises from their seeds, preview them, decode and score each preview.
+            seed_of = functools.partial(candidate_seed, self.seed)
+            for group, scored in work.previews(groups, seed_of, window, self.hooks.check_interrupt):
+                for j, score in zip(group, scored, strict=True):
+                    self.draw(j)
+                    scores[j] = self.note(j, score)
                 if strategy.stop(group, scores):
                     break
-            start = rung.k
         # 5. Select: the argmax of the last rung, ties to the lowest index.
         order = sorted(scores)
-        return order[select_best([scores[j] for j in order])], kept
+        return order[select_best([scores[j] for j in order])]
 
-    def score(self, sampler: ChunkSampler, j: int, result: SampleResult) -> float:
-        """Candidate ``j``'s preview decoded and scored, into its record."""
-        scored = sampler.score(sampler.decode_preview(result, j), j)
+    def note(self, j: int, scored: CandidateScore) -> float:
+        """Candidate ``j``'s preview score, into its record."""
         record = self.candidates[j]
         record["score"], record["frame_scores"] = scored.score, scored.frame_scores
         self.strategy.note(record, scored.score)
         return scored.score
 
-    def record(self, sampler: ChunkSampler, chosen: int) -> SearchChunkRecord:
+    def record(self, work, chosen: int) -> SearchChunkRecord:
         search, cost = self.search, {}
         if search.searching and search.tuned:
-            used = sampler.nfe_preview + sampler.nfe_full
+            used = work.nfe_preview + work.nfe_full
             cost = {"nfe_formula": search.nfe_formula(), "nfe_saved": search.nfe_formula() - used,
-                    **sampler.cost, **self.strategy.cost()}
+                    **work.cost, **self.strategy.cost()}
         return SearchChunkRecord(
             index=self.index,
             candidates=self.candidates,
             chosen=chosen,
             chosen_seed=self.candidates[chosen]["seed"],
-            nfe={"preview": sampler.nfe_preview, "full": sampler.nfe_full},
+            nfe={"preview": work.nfe_preview, "full": work.nfe_full},
             seconds=self.timer.seconds,
             cost=cost,
         )
@@ -445,8 +582,11 @@ __all__ = [
     "ChunkOutcome",
     "ChunkSampler",
     "ChunkSearch",
+    "ChunkWork",
     "Hooks",
+    "LocalExecutor",
     "PhaseTimer",
+    "PreviewWindow",
     "StepProgress",
     "check_parts",
     "search_chunk",

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .chunk import ChunkOutcome, ChunkSearch, Hooks, StepProgress, check_parts, search_chunk, select_best
+from .chunk import ChunkOutcome, ChunkSearch, Hooks, LocalExecutor, StepProgress, search_chunk, select_best
 from .colour import anchor_colours
 from .errors import check_image
 from .noise import chunk_seed
@@ -62,7 +62,7 @@ def run_fingerprint(
 
 
 def run_chunks(
-    denoiser: I2VDenoiser,
+    denoiser: Optional[I2VDenoiser],
     scorer: Optional[Scorer],
     image: torch.Tensor,
     settings: LoopSettings,
@@ -72,6 +72,7 @@ def run_chunks(
     clock: Callable[[], float] = time.perf_counter,
     scorer_name: Optional[str] = None,
     fingerprint: Optional[dict] = None,
+    executor=None,
 ) -> RunResult:
     """Generate ``settings.chunks`` chunks, each guided by the previous chunk's last frame.
 
@@ -81,15 +82,22 @@ def run_chunks(
     the result is bit-identical to an uninterrupted run. ``fingerprint`` adds
     host facts (model identity, conditioning) to what must match for that.
     An exception mid-chunk leaves every finished chunk in the sink.
+
+    ``executor`` runs each chunk's model work elsewhere (``chunkwise.scale``: the
+    candidates of a chunk over the workers of a Ray cluster); ``denoiser`` and
+    ``scorer`` are then None, the executor stands in for them in the fingerprint,
+    and the run is the same as on one process.
     """
     # 1. Check everything before any model work: the settings (once per run), the input image, the parts.
     settings.validate()
     search = settings.search
     image = check_image(image, "input image")
-    check_parts(search, scorer, denoiser)
+    local = executor is None
+    executor = LocalExecutor(denoiser, scorer) if local else executor
+    executor.check(search)
     hooks = hooks or Hooks()
     sink = sink if sink is not None else MemorySink()
-    scorer_name = scorer_name or (scorer.describe() if scorer is not None else "none")
+    scorer_name = scorer_name or executor.scorer_name()
     anchor = image if settings.use_anchor else None
 
     # 2. A resumable sink reports what is already finished; skip it.
@@ -97,7 +105,8 @@ def run_chunks(
     guide, frames_total = image, 0
     resumable = callable(getattr(sink, "open_run", None))
     if resumable:
-        point = sink.open_run(run_fingerprint(settings, scorer_name, image, denoiser, fingerprint), settings.chunks)
+        made_by = denoiser if local else executor
+        point = sink.open_run(run_fingerprint(settings, scorer_name, image, made_by, fingerprint), settings.chunks)
         if point is not None:
             records, guide, frames_total = list(point.records), point.guide, point.frames
     restored = len(records)
@@ -110,7 +119,7 @@ def run_chunks(
     for i in range(restored, settings.chunks):
         hooks.check_interrupt()
         outcome = ChunkSearch(denoiser, scorer, search, chunk_seed(settings.seed, i), index=i, anchor=anchor,
-                              hooks=hooks, clock=clock, progress=progress).run(guide)
+                              hooks=hooks, clock=clock, progress=progress, executor=executor).run(guide)
         frames = outcome.frames
         if settings.colour_anchor > 0.0:
             # 3a. Pull the chunk's colours back to the input image before its last frame guides the next.
