@@ -9,16 +9,17 @@ changes. :class:`~.preconditioned.Preconditioned` binds conditioning made upstre
 
 from __future__ import annotations
 
-from . import svd, wan, wan22_5b
+from . import cosmos, svd, wan, wan22_5b
+from .cosmos import CosmosPredict2Family, I2VCosmosPredict2
 from .preconditioned import Preconditioned
 from .spec import Family, FamilySpec, SamplerDefaults, SizeRule
 from .svd import I2VSVD, SVDFamily
 from .wan import I2VWan, WanFamily
 from .wan22_5b import I2VWan22TI2V, Wan22TI2VFamily
 
-BINDING_NODES = [I2VSVD, I2VWan, I2VWan22TI2V]
+BINDING_NODES = [I2VSVD, I2VWan, I2VWan22TI2V, I2VCosmosPredict2]
 """One binding node per family, in the order ComfyUI lists them."""
 
 __all__ = ["BINDING_NODES", "Family", "FamilySpec", "I2VSVD", "I2VWan", "Preconditioned", "SVDFamily",
            "SamplerDefaults", "SizeRule", "WanFamily", "svd", "wan"]
-__all__ += ["I2VWan22TI2V", "Wan22TI2VFamily", "wan22_5b"]
+__all__ += ["CosmosPredict2Family", "I2VCosmosPredict2", "I2VWan22TI2V", "Wan22TI2VFamily", "cosmos", "wan22_5b"]

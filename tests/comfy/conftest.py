@@ -37,7 +37,14 @@ def wan22_5b_parts():
     return tiny_wan22_5b.tiny_wan22_5b()
 
 
-@pytest.fixture(params=["wan", "svd", "wan22_5b"])
+@pytest.fixture(scope="module")
+def cosmos_parts():
+    from chunkwise.tests.comfy import tiny_cosmos
+
+    return tiny_cosmos.tiny_cosmos()
+
+
+@pytest.fixture(params=["wan", "svd", "wan22_5b", "cosmos"])
 def family_name(request):
     return request.param
 

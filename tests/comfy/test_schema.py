@@ -18,6 +18,7 @@ REQUIRED = {
     "ChunkwiseI2VSVD": "I2V Model (SVD)",
     "ChunkwiseI2VWan": "I2V Model (Wan)",
     "ChunkwiseI2VWan22TI2V": "I2V Model (Wan 2.2 5B TI2V)",
+    "ChunkwiseI2VCosmosPredict2": "I2V Model (Cosmos Predict2)",
 }
 
 
