@@ -8,7 +8,7 @@ import torch
 from chunkwise.tests.e2e.tiny_prompts import TinySettings, frames_of, node_id, report_of
 
 LONG = ("chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video", "chunkwise_wan22_i2v_long_video",
-        "chunkwise_wan22_5b_ti2v_long_video")
+        "chunkwise_wan22_5b_ti2v_long_video", "chunkwise_cosmos_predict2_i2v_long_video")
 
 
 def _saved_video(server, entry: dict, prompt: dict):
@@ -38,14 +38,14 @@ def test_single_chunk_workflow_runs(server, tiny_prompt):
 
 @pytest.mark.parametrize("name", LONG)
 def test_long_video_workflow_runs(name, server, tiny_prompt):
-    settings = TinySettings(chunks=3 if "wan" in name else 2, candidates=3)
+    settings = TinySettings(chunks=2 if "svd" in name else 3, candidates=3)
     prompt = tiny_prompt(name, settings)
     entry = server.run(prompt, timeout=600)
 
     # 1. Frames: chunks x frames per chunk, minus the first frame of every chunk after the first.
     frames = frames_of(server, entry)
     per_chunk = settings.frames_per_chunk(name)
-    width, height = settings.wan_size if "wan" in name else settings.svd_size
+    width, height = settings.svd_size if "svd" in name else settings.wan_size
     assert frames.shape == (settings.chunks * per_chunk - (settings.chunks - 1), height, width, 3)
     assert torch.isfinite(frames).all()
     _saved_video(server, entry, prompt)

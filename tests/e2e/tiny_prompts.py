@@ -24,7 +24,8 @@ TESTPACK = Path(__file__).resolve().parent / "testpack"
 TESTPACK_NAME = "chunkwise_testpack"
 
 WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video",
-             "chunkwise_wan22_i2v_long_video", "chunkwise_wan22_5b_ti2v_long_video")
+             "chunkwise_wan22_i2v_long_video", "chunkwise_wan22_5b_ti2v_long_video",
+             "chunkwise_cosmos_predict2_i2v_long_video")
 SAVE_TENSOR = "ChunkwiseTestSaveTensor"
 REPORT_FORMAT = "chunkwise.report/1"
 
@@ -35,10 +36,11 @@ SWAPS = {
     "VAELoader": ("ChunkwiseTestWanVAE", {"seed": 1}),
     "CLIPVisionLoader": ("ChunkwiseTestCLIPVision", {"seed": 3}),
 }
-WAN_TEXT_WIDTH = 16  # text_dim of ChunkwiseTestWanModel (and of ChunkwiseTestWan22Model)
+WAN_TEXT_WIDTH = 16  # text_dim of ChunkwiseTestWanModel (and of ChunkwiseTestWan22Model, ChunkwiseTestCosmosModel)
 WORKFLOW_SWAPS = {
     "chunkwise_wan22_5b_ti2v_long_video": {"UNETLoader": ("ChunkwiseTestWan22Model", {"seed": 1}),
                                            "VAELoader": ("ChunkwiseTestWan22VAE", {"seed": 2})},
+    "chunkwise_cosmos_predict2_i2v_long_video": {"UNETLoader": ("ChunkwiseTestCosmosModel", {"seed": 1})},
 }
 """Per workflow, the loaders whose tiny stand-ins differ from :data:`SWAPS` (another family's models)."""
 
@@ -60,7 +62,7 @@ class TinySettings:
     prefix: str = "chunkwise_e2e"
 
     def frames_per_chunk(self, workflow: str) -> int:
-        return self.wan_length if "wan" in workflow else self.svd_frames
+        return self.svd_frames if "svd" in workflow else self.wan_length
 
 
 def load_api(name: str, api_dir: Path = API_DIR) -> dict:
