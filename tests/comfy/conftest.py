@@ -57,7 +57,15 @@ def kandinsky5_parts():
     return tiny_kandinsky5()
 
 
-@pytest.fixture(params=["wan", "svd", "wan22_5b", "ltxv", "kandinsky5"])
+def cosmos_parts():
+    from chunkwise.tests.comfy import tiny_cosmos
+
+    return tiny_cosmos.tiny_cosmos()
+
+
+
+
+@pytest.fixture(params=["wan", "svd", "wan22_5b", "cosmos", "ltxv", "kandinsky5"])
 def family_name(request):
     return request.param
 

@@ -7,7 +7,14 @@ import comfy.sd
 import comfy.utils
 import pytest
 import torch
-from chunkwise.nodes.families import Kandinsky5Family, LTXVFamily, SVDFamily, Wan22TI2VFamily, WanFamily
+from chunkwise.nodes.families import (
+    CosmosPredict2Family,
+    Kandinsky5Family,
+    LTXVFamily,
+    SVDFamily,
+    Wan22TI2VFamily,
+    WanFamily,
+)
 from chunkwise.nodes.host import ComfyI2V, NFECounter, count_nfe, sample_window
 from chunkwise.search.engine import LoopSettings, SearchSettings, run_chunks
 from chunkwise.search.errors import ChunkwiseError
@@ -20,6 +27,7 @@ SVD_SIZE = {"width": 64, "height": 48, "video_frames": 4}  # latent [4, 4, 6, 8]
 WAN22_5B_SIZE = {"width": 64, "height": 64, "length": 5}  # latent [1, 48, 2, 4, 4] + noise_mask
 LTXV_SIZE = {"width": 64, "height": 64, "length": 9}  # latent [1, 128, 2, 2, 2] + noise_mask [1, 1, 2, 1, 1]
 K5_SIZE = {"width": 32, "height": 32, "length": 17}  # latent [1, 16, 5, 4, 4]: 4 normalised + 1 reference frame
+COSMOS_SIZE = {"width": 32, "height": 32, "length": 5}  # latent [1, 16, 2, 4, 4] + noise_mask
 
 
 def guide_image(seed: int = 0, h: int = 40, w: int = 56) -> torch.Tensor:
@@ -45,6 +53,10 @@ def make_i2v(family_name: str, parts, *, cfg: float = 3.0, sampler: str = "euler
         model, vae, positive, negative = parts
         family = Kandinsky5Family(positive, negative, **K5_SIZE)
         scheduler = "beta"
+    elif family_name == "cosmos":
+        model, vae, positive, negative = parts
+        family = CosmosPredict2Family(positive, negative, **COSMOS_SIZE)
+        scheduler = "karras"
     else:
         model, vae, clip_vision = parts
         family = SVDFamily(clip_vision, motion_bucket_id=127, fps=6, augmentation_level=0.0, min_cfg=1.0, **SVD_SIZE)
@@ -68,9 +80,9 @@ def spy_calls(i2v, record) -> list:
 
 
 EXPECTED_FRAMES = {"wan": (5, 32, 32, 3), "svd": (4, 48, 64, 3), "wan22_5b": (5, 64, 64, 3), "ltxv": (9, 64, 64, 3),
-                   "kandinsky5": (17, 32, 32, 3)}
+                   "kandinsky5": (17, 32, 32, 3), "cosmos": (5, 32, 32, 3)}
 EXPECTED_LATENT = {"wan": (1, 16, 2, 4, 4), "svd": (4, 4, 6, 8), "wan22_5b": (1, 48, 2, 4, 4), "ltxv": (1, 128, 2, 2, 2),
-                   "kandinsky5": (1, 16, 5, 4, 4)}
+                   "kandinsky5": (1, 16, 5, 4, 4), "cosmos": (1, 16, 2, 4, 4)}
 
 
 class CountingFamily:

@@ -8,7 +8,17 @@ from dataclasses import dataclass, replace
 
 import pytest
 import torch
-from chunkwise.nodes.families import Preconditioned, SVDFamily, Wan22TI2VFamily, WanFamily, svd, wan, wan22_5b
+from chunkwise.nodes.families import (
+    CosmosPredict2Family,
+    Preconditioned,
+    SVDFamily,
+    Wan22TI2VFamily,
+    WanFamily,
+    cosmos,
+    svd,
+    wan,
+    wan22_5b,
+)
 from chunkwise.nodes.families.node import check_latent_format
 from chunkwise.nodes.families.spec import FamilySpec, SamplerDefaults
 from chunkwise.nodes.host import ComfyI2V
@@ -25,7 +35,10 @@ def schema_range(node, name):
     return widget.min, widget.max
 
 
-BINDINGS = {"svd": (svd.I2VSVD, svd), "wan": (wan.I2VWan, wan), "wan22_5b": (wan22_5b.I2VWan22TI2V, wan22_5b)}
+BINDINGS = {"svd": (svd.I2VSVD, svd), "wan": (wan.I2VWan, wan), "wan22_5b": (wan22_5b.I2VWan22TI2V, wan22_5b),
+            "cosmos": (cosmos.I2VCosmosPredict2, cosmos)}
+TEXT_FAMILIES = {"wan": WanFamily, "wan22_5b": Wan22TI2VFamily, "cosmos": CosmosPredict2Family}
+"""The families built from text conditioning (the tiny Wan's serves for construction)."""
 
 
 @pytest.mark.parametrize("binding", sorted(BINDINGS))
@@ -38,8 +51,7 @@ def test_construction_refuses_exactly_what_validate_inputs_refuses(binding, svd_
     def build(width, height, frames):
         if binding == "svd":
             return SVDFamily(svd_parts[2], width=width, height=height, video_frames=frames)
-        family = Wan22TI2VFamily if binding == "wan22_5b" else WanFamily
-        return family(wan_parts[2], wan_parts[3], width=width, height=height, length=frames)
+        return TEXT_FAMILIES[binding](wan_parts[2], wan_parts[3], width=width, height=height, length=frames)
 
     low, _ = schema_range(node, "width")
     checked = 0

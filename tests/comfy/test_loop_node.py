@@ -11,7 +11,7 @@ import comfy.model_management
 import folder_paths
 import pytest
 import torch
-from chunkwise.nodes.families import I2VLTXV, I2VSVD, I2VWan, I2VWan22TI2V
+from chunkwise.nodes.families import I2VLTXV, I2VSVD, I2VCosmosPredict2, I2VWan, I2VWan22TI2V
 from chunkwise.nodes.fingerprint import binding_fingerprint
 from chunkwise.nodes.loop import ChunkLoop, as_one_rgb_image
 from chunkwise.nodes.plot import CHOSEN, OTHERS, score_chart
@@ -20,12 +20,14 @@ from chunkwise.nodes.search_options import SearchOptions
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.runs import finished_chunks
 from chunkwise.tests.comfy import tiny, tiny_ltxv
+from chunkwise.tests.comfy.tiny_cosmos import tiny_cosmos
+from chunkwise.tests.comfy.tiny_wan22_5b import tiny_wan22_5b
 from chunkwise.tests.pure.toys import MeanColourScorer
 
 STEPS, M, K, CHUNKS = 3, 2, 1, 3
-FRAMES = {"svd": 4, "wan": 5, "wan22_5b": 5, "ltxv": 9}
-SIZE = {"svd": (48, 64), "wan": (32, 32), "wan22_5b": (64, 64), "ltxv": (64, 64)}
-LOOPED = ["svd", "wan", "wan22_5b", "ltxv"]
+FRAMES = {"svd": 4, "wan": 5, "wan22_5b": 5, "cosmos": 5, "ltxv": 9}
+SIZE = {"svd": (48, 64), "wan": (32, 32), "wan22_5b": (64, 64), "cosmos": (32, 32), "ltxv": (64, 64)}
+LOOPED = ["svd", "wan", "wan22_5b", "cosmos", "ltxv"]
 """The families run end to end here (each family's binding node, in the plain and the resumed run)."""
 
 
@@ -39,17 +41,17 @@ def bound():
                          scheduler="karras")[0]
     wan = I2VWan.execute(wan_model, positive, negative, wan_vae, width=32, height=32, length=5, steps=STEPS, cfg=1.0,
                          sampler_name="euler", scheduler="simple")[0]
-    from chunkwise.tests.comfy.tiny_wan22_5b import tiny_wan22_5b
-
+    text = dict(steps=STEPS, cfg=1.0, sampler_name="euler", scheduler="simple")
     model, vae, positive, negative = tiny_wan22_5b()
-    wan22_5b = I2VWan22TI2V.execute(model, positive, negative, vae, width=64, height=64, length=5, steps=STEPS,
-                                    cfg=1.0, sampler_name="euler", scheduler="simple")[0]
+    wan22_5b = I2VWan22TI2V.execute(model, positive, negative, vae, width=64, height=64, length=5, **text)[0]
+    model, vae, positive, negative = tiny_cosmos()
+    cosmos = I2VCosmosPredict2.execute(model, positive, negative, vae, width=32, height=32, length=5, **text)[0]
     ltxv_model, ltxv_vae, ltxv_positive, ltxv_negative = tiny_ltxv.tiny_ltxv()
     ltxv = I2VLTXV.execute(ltxv_model, ltxv_positive, ltxv_negative, ltxv_vae, width=64, height=64, length=9,
-                           strength=1.0, frame_rate=25.0, steps=STEPS, cfg=1.0, sampler_name="euler",
-                           scheduler="simple")[0]
+                           strength=1.0, frame_rate=25.0, **text)[0]
     return {"svd": (svd, {"clip_vision": clip_vision}), "wan": (wan, {"scorer": MeanColourScorer()}),
-            "wan22_5b": (wan22_5b, {"scorer": MeanColourScorer()}), "ltxv": (ltxv, {"scorer": MeanColourScorer()})}
+            "wan22_5b": (wan22_5b, {"scorer": MeanColourScorer()}), "cosmos": (cosmos, {"scorer": MeanColourScorer()}),
+            "ltxv": (ltxv, {"scorer": MeanColourScorer()})}
 
 
 @pytest.fixture

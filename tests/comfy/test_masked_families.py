@@ -1,6 +1,6 @@
 """Tier 2: the families whose stock node pins the start image in the latent under a ``noise_mask`` and takes no
-conditioning (the text goes straight to the sampler): Wan 2.2 5B TI2V (``Wan22ImageToVideoLatent``), on tiny
-random models, CPU, both ComfyUI hosts.
+conditioning (the text goes straight to the sampler): Wan 2.2 5B TI2V (``Wan22ImageToVideoLatent``) and Cosmos
+Predict2 I2V (``CosmosPredict2ImageToVideoLatent``), on tiny random models, CPU, both ComfyUI hosts.
 
 Each family against its stock workflow (the stock node, then KSampler at the same seed); the corrected-noise
 resume under the stock node's own mask against the uninterrupted run; candidates batched along B against one
@@ -16,13 +16,13 @@ from typing import Callable
 import pytest
 import torch
 from chunkwise.nodes.chunk_nodes import ClipMinCosineScore, FullDenoise, KStepPreview, NoiseCandidates, SelectBestNoise
-from chunkwise.nodes.families import wan22_5b
+from chunkwise.nodes.families import cosmos, wan22_5b
 from chunkwise.nodes.host import count_nfe, sample_window
 from chunkwise.search.engine import LoopSettings, SearchSettings, run_chunks
 from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.noise import make_noise
 from chunkwise.tests.comfy import tiny
-from chunkwise.tests.comfy.test_comfy_i2v import WAN22_5B_SIZE, BrightnessScorer, guide_image, spy_calls
+from chunkwise.tests.comfy.test_comfy_i2v import COSMOS_SIZE, WAN22_5B_SIZE, BrightnessScorer, guide_image, spy_calls
 
 import nodes as comfy_nodes
 
@@ -34,6 +34,13 @@ def _wan22_stock(vae, size, guide):
 
     return Wan22ImageToVideoLatent.execute(vae, size["width"], size["height"], size["length"], 1,
                                            start_image=guide).result[0]
+
+
+def _cosmos_stock(vae, size, guide):
+    from comfy_extras.nodes_cosmos import CosmosPredict2ImageToVideoLatent
+
+    return CosmosPredict2ImageToVideoLatent.execute(vae, size["width"], size["height"], size["length"], 1,
+                                                    start_image=guide).result[0]
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,10 @@ class Masked:
         return self.module.SPEC
 
 
-FAMILIES = {"wan22_5b": Masked(wan22_5b, wan22_5b.I2VWan22TI2V, WAN22_5B_SIZE, _wan22_stock, bad_width=48)}
+FAMILIES = {
+    "wan22_5b": Masked(wan22_5b, wan22_5b.I2VWan22TI2V, WAN22_5B_SIZE, _wan22_stock, bad_width=48),
+    "cosmos": Masked(cosmos, cosmos.I2VCosmosPredict2, COSMOS_SIZE, _cosmos_stock, bad_width=40),
+}
 
 
 @pytest.fixture(params=sorted(FAMILIES))

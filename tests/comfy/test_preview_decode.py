@@ -11,9 +11,9 @@ from chunkwise.search.errors import ChunkwiseError
 from chunkwise.search.noise import make_noise
 from chunkwise.tests.comfy.test_comfy_i2v import BrightnessScorer, guide_image, make_i2v
 
-FRAMES = {"wan": 5, "svd": 4, "wan22_5b": 5, "ltxv": 9, "kandinsky5": 17}
-LATENT_FRAMES = {"wan": 2, "svd": 4, "wan22_5b": 2, "ltxv": 2, "kandinsky5": 5}  # Wan packs 4 frames per latent frame after the first, LTXV 8
-PIXELS = {"wan": (32, 32), "svd": (48, 64), "wan22_5b": (64, 64), "ltxv": (64, 64), "kandinsky5": (32, 32)}
+FRAMES = {"wan": 5, "svd": 4, "wan22_5b": 5, "cosmos": 5, "ltxv": 9, "kandinsky5": 17}
+LATENT_FRAMES = {"wan": 2, "svd": 4, "wan22_5b": 2, "cosmos": 2, "ltxv": 2, "kandinsky5": 5}  # Wan packs 4 frames per latent frame after the first, LTXV 8
+PIXELS = {"wan": (32, 32), "svd": (48, 64), "wan22_5b": (64, 64), "cosmos": (32, 32), "ltxv": (64, 64), "kandinsky5": (32, 32)}
 
 
 def preview_x0(i2v, seed=0, k=2, steps=6):

@@ -20,6 +20,7 @@ REQUIRED = {
     "ChunkwiseI2VWan22TI2V": "I2V Model (Wan 2.2 5B TI2V)",
     "ChunkwiseI2VLTXV": "I2V Model (LTX-Video)",
     "ChunkwiseI2VKandinsky5": "I2V Model (Kandinsky 5)",
+    "ChunkwiseI2VCosmosPredict2": "I2V Model (Cosmos Predict2)",
 }
 
 

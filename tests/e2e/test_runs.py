@@ -10,7 +10,8 @@ from chunkwise.tests.comfy_host import comfy_version
 from chunkwise.tests.e2e.tiny_prompts import TinySettings, frames_of, node_id, report_of
 
 LONG = ("chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video", "chunkwise_wan22_i2v_long_video",
-        "chunkwise_wan22_5b_ti2v_long_video", "chunkwise_ltxv_i2v_long_video", "chunkwise_kandinsky5_i2v_long_video")
+        "chunkwise_wan22_5b_ti2v_long_video", "chunkwise_cosmos_predict2_i2v_long_video", "chunkwise_ltxv_i2v_long_video",
+        "chunkwise_kandinsky5_i2v_long_video")
 
 
 def _saved_video(server, entry: dict, prompt: dict):

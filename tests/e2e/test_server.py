@@ -20,6 +20,7 @@ PACK_NODES = [
     "ChunkwiseI2VSVD",
     "ChunkwiseI2VWan",
     "ChunkwiseI2VWan22TI2V",
+    "ChunkwiseI2VCosmosPredict2",
 ]
 DISPLAY_NAMES = {
     "ChunkwiseNoiseCandidates": "NoiseCandidates",
@@ -32,6 +33,7 @@ DISPLAY_NAMES = {
     "ChunkwiseI2VSVD": "I2V Model (SVD)",
     "ChunkwiseI2VWan": "I2V Model (Wan)",
     "ChunkwiseI2VWan22TI2V": "I2V Model (Wan 2.2 5B TI2V)",
+    "ChunkwiseI2VCosmosPredict2": "I2V Model (Cosmos Predict2)",
 }
 
 

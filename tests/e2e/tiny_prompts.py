@@ -26,7 +26,8 @@ TESTPACK_NAME = "chunkwise_testpack"
 WORKFLOWS = ("chunkwise_svd_single_chunk", "chunkwise_svd_long_video", "chunkwise_wan21_i2v_long_video",
              "chunkwise_wan22_i2v_long_video", "chunkwise_wan22_5b_ti2v_long_video", "chunkwise_ltxv_i2v_long_video",
              "chunkwise_kandinsky5_i2v_long_video", "chunkwise_toy_world_ab", "chunkwise_wan21_i2v_ab",
-             "chunkwise_hunyuan15_i2v_long_video", "chunkwise_hunyuan_i2v_long_video")
+             "chunkwise_hunyuan15_i2v_long_video", "chunkwise_hunyuan_i2v_long_video",
+             "chunkwise_cosmos_predict2_i2v_long_video")
 SAVE_TENSOR = "ChunkwiseTestSaveTensor"
 REPORT_FORMAT = "chunkwise.report/1"
 
@@ -38,12 +39,13 @@ SWAPS = {
     "CLIPVisionLoader": ("ChunkwiseTestCLIPVision", {"seed": 3}),
     "CheckpointLoaderSimple": ("ChunkwiseTestLTXVCheckpoint", {"seed": 1}),  # the LTX-Video workflow's
 }
-WAN_TEXT_WIDTH = 16  # text_dim of ChunkwiseTestWanModel (and of ChunkwiseTestWan22Model)
+WAN_TEXT_WIDTH = 16  # text_dim of ChunkwiseTestWanModel (and of ChunkwiseTestWan22Model, ChunkwiseTestCosmosModel)
 WORKFLOW_SWAPS = {
     "chunkwise_wan22_5b_ti2v_long_video": {"UNETLoader": ("ChunkwiseTestWan22Model", {"seed": 1}),
                                            "VAELoader": ("ChunkwiseTestWan22VAE", {"seed": 2})},
     "chunkwise_kandinsky5_i2v_long_video": {"UNETLoader": ("ChunkwiseTestKandinsky5Model", {"seed": 1}),
                                             "VAELoader": ("ChunkwiseTestKandinsky5VAE", {"seed": 1})},
+    "chunkwise_cosmos_predict2_i2v_long_video": {"UNETLoader": ("ChunkwiseTestCosmosModel", {"seed": 1})},
 }
 WORKFLOW_SWAPS.update({
     "chunkwise_hunyuan15_i2v_long_video": {
@@ -91,7 +93,7 @@ class TinySettings:
             return self.ltxv_length
         if "kandinsky5" in workflow:
             return self.k5_length
-        return self.wan_length if "wan" in workflow else self.svd_frames
+        return self.svd_frames if "svd" in workflow else self.wan_length
 
     def size(self, workflow: str) -> tuple:
         """(width, height) of the workflow's frames."""
@@ -99,7 +101,7 @@ class TinySettings:
             return self.ltxv_size
         if "kandinsky5" in workflow:
             return self.k5_size
-        return self.wan_size if "wan" in workflow else self.svd_size
+        return self.svd_size if "svd" in workflow else self.wan_size
 
 
 def load_api(name: str, api_dir: Path = API_DIR) -> dict:

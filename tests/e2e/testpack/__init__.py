@@ -22,6 +22,7 @@ ChunkwiseTestWan22VAE               VAELoader (VAE), the Wan 2.2 VAE
 ChunkwiseTestLTXVCheckpoint         CheckpointLoaderSimple for LTX-Video (MODEL, CLIP: None, VAE)
 ChunkwiseTestKandinsky5Model        UNETLoader for Kandinsky 5 (MODEL; ComfyUI 0.28.2)
 ChunkwiseTestKandinsky5VAE          VAELoader for Kandinsky 5 (VAE: HunyuanVideo's)
+ChunkwiseTestCosmosModel            UNETLoader (MODEL), Cosmos Predict2 I2V
 ChunkwiseTestTextConditioning       CLIPTextEncode (CONDITIONING), no CLIPLoader needed
 ChunkwiseTestImage                  LoadImage (IMAGE, MASK)
 ChunkwiseTestSaveTensor             an output node: saves an IMAGE batch losslessly
@@ -267,6 +268,26 @@ class TestKandinsky5VAE:
         return (_kandinsky5(int(seed))[1],)
 
 
+@functools.lru_cache(maxsize=4)
+def _cosmos_model(seed: int):
+    return tiny_module("tiny_cosmos").tiny_cosmos_model(seed)
+
+
+class TestCosmosModel:
+    DESCRIPTION = ("Tiny random Cosmos Predict2 I2V model (MiniTrainDIT, 1 block, width 32, text width 16): "
+                   "UNETLoader's output. Its VAE is the Wan 2.1 one (ChunkwiseTestWanVAE).")
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": _seed_input(1)}, "optional": {"unet_name": ("STRING", {"default": ""})}}
+
+    def load(self, seed, unet_name=""):
+        return (_cosmos_model(int(seed)),)
+
+
 class TestTextConditioning:
     DESCRIPTION = ("CONDITIONING for the tiny Wan model without a text encoder: a seeded random [1, tokens, width] "
                    "tensor derived from the text, so different prompts give different conditioning.")
@@ -365,6 +386,7 @@ NODE_CLASS_MAPPINGS = {
     "ChunkwiseTestSaveTensor": TestSaveTensor,
     "ChunkwiseTestWan22Model": TestWan22Model,
     "ChunkwiseTestWan22VAE": TestWan22VAE,
+    "ChunkwiseTestCosmosModel": TestCosmosModel,
 }
 NODE_CLASS_MAPPINGS.update(hunyuan.NODE_CLASS_MAPPINGS)  # the HunyuanVideo families' stand-ins
 NODE_DISPLAY_NAME_MAPPINGS = {k: k.replace("Chunkwise", "chunkwise test: ") for k in NODE_CLASS_MAPPINGS}
