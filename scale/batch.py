@@ -131,7 +131,12 @@ def read_job(line: int, data, base: Path, output: Path) -> Job:
         raise ChunkwiseError(f"{where}: {exc}") from None
     folder = run_folder(output, name)
     if "workflow" in data:
-        spec = dict(data, workflow=_path(data["workflow"], base, where, "workflow"))
+        images = data.get("images") or {}
+        if not isinstance(images, dict):
+            raise ChunkwiseError(f"{where}: 'images' must map the names the workflow's LoadImage nodes hold to "
+                                 f"local files, got {images!r}")
+        spec = dict(data, workflow=_path(data["workflow"], base, where, "workflow"),
+                    images={name: _path(path, base, where, f"images[{name!r}]") for name, path in images.items()})
         return Job(line, name, spec, folder, workflow=True)
     for key in ("model", "image"):
         if key not in data:

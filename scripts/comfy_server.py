@@ -298,6 +298,23 @@ class ComfyServer:
     def object_info(self) -> dict:
         return self.get("/object_info")
 
+    def upload_image(self, path, name: Optional[str] = None, timeout: float = 60.0) -> str:
+        """Upload a local image through ``POST /upload/image`` (into the server's input folder, overwriting a
+        file of that name); returns the name a LoadImage node then takes."""
+        path = Path(path)
+        boundary = uuid.uuid4().hex
+        parts = []
+        for field, value in (("overwrite", "true"), ("type", "input")):
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"\r\n\r\n{value}\r\n'.encode())
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name or path.name}"\r\n'
+                     f"Content-Type: application/octet-stream\r\n\r\n".encode() + path.read_bytes() + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        request = urllib.request.Request(self.url + "/upload/image", data=body, method="POST",
+                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer = json.loads(response.read().decode())
+        return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
+
     def queue(self, prompt: dict, extra_data: Optional[dict] = None) -> str:
         """Submit an API-format prompt; returns its prompt_id. Validation errors are raised readably."""
         body = {"prompt": prompt, "client_id": self.client_id}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -116,7 +117,7 @@ def test_a_second_run_finishes_what_is_left(ray_cluster, files, tmp_path, capsys
     assert json.loads((out / "x" / "report.json").read_text())["restored_chunks"] == 2
 
 
-def test_bad_job_lines_and_workflow_jobs_are_clear_errors(files, tmp_path, capsys):
+def test_bad_job_lines_and_workflow_jobs_are_clear_errors(files, tmp_path, capsys, monkeypatch):
     out = ["--output", str(tmp_path / "out")]
     cases = [
         ([{"run": "a", "model": "svd"}], "job line 1: no 'image'"),
@@ -133,7 +134,11 @@ def test_bad_job_lines_and_workflow_jobs_are_clear_errors(files, tmp_path, capsy
     assert main(["batch", str(files / "notjson.jsonl"), *out]) == 2
     assert "job line 1" in capsys.readouterr().err
 
-    # A workflow job needs chunkwise.scale.fleet; without it the job fails with a message saying so.
+    # A workflow job needs chunkwise.scale.fleet; without it (a partial install) the job fails saying so.
+    import chunkwise.scale
+
+    monkeypatch.setitem(sys.modules, "chunkwise.scale.fleet", None)
+    monkeypatch.delattr(chunkwise.scale, "fleet", raising=False)
     flow = write_jobs(files, "flow.jsonl", [{"run": "w", "workflow": "wan.json", "images": {"start": "first.png"}}])
     assert main(["batch", str(flow), *out]) == 1
     shown = capsys.readouterr().out
