@@ -57,12 +57,11 @@ def kandinsky5_parts():
     return tiny_kandinsky5()
 
 
+@pytest.fixture(scope="module")
 def cosmos_parts():
     from chunkwise.tests.comfy import tiny_cosmos
 
     return tiny_cosmos.tiny_cosmos()
-
-
 
 
 @pytest.fixture(params=["wan", "svd", "wan22_5b", "cosmos", "ltxv", "kandinsky5"])
