@@ -77,7 +77,9 @@ def test_a_batch_of_three_with_one_failing_once_then_a_second_run_redoes_nothing
         runner.join(timeout=600)
     assert result["rc"] == 0
     shown = capsys.readouterr().out
-    assert "retry 1" in shown and "attempt 2" in shown  # b failed once and ran again
+    # b failed once and ran again (its "retry 1" state lasts only until a worker is free, so the table may
+    # skip it; the second attempt is always shown).
+    assert "attempt 2" in shown
     assert "job" in shown and "chunk" in shown and "state" in shown and "5 of 5" in shown
     final = shown.strip().split("\n\n")[-1].splitlines()
     assert [line.split()[0] for line in final[1:]] == ["a", "b", "c"]
