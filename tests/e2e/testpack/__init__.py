@@ -124,62 +124,18 @@ def _seed_input(default: int):
                     "tooltip": "Seed of the random weights: the same seed gives the same model."})
 
 
-class TestSVDCheckpoint:
-    DESCRIPTION = "Tiny random SVD img2vid (UNet 64 channels), SD-style VAE and CLIP vision: ImageOnlyCheckpointLoader's outputs."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("MODEL", "CLIP_VISION", "VAE")
-    FUNCTION = "load"
+def _stand_in(name: str, description: str, return_types: tuple, file_input: str, seed: int, build):
+    """A loader stand-in node class: a ``seed`` input (the random weights), the loader's file-name input (ignored,
+    so a workflow's saved name still validates) and ``build(seed)``'s outputs in ``return_types`` order."""
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": _seed_input(5)}, "optional": {"ckpt_name": ("STRING", {"default": ""})}}
+    def load(self, seed, **_file_name):
+        return build(int(seed))
 
-    def load(self, seed, ckpt_name=""):
-        model, vae, clip_vision = _svd(int(seed))
-        return (model, clip_vision, vae)
+    def input_types(cls):
+        return {"required": {"seed": _seed_input(seed)}, "optional": {file_input: ("STRING", {"default": ""})}}
 
-
-class TestWanModel:
-    DESCRIPTION = ("Tiny random Wan I2V model (dim 32, 1 layer, in_dim 36, text_dim 16): UNETLoader's output. "
-                   "Use ChunkwiseTestTextConditioning for its text conditioning (width 16).")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("MODEL",)
-    FUNCTION = "load"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": _seed_input(1)}, "optional": {"unet_name": ("STRING", {"default": ""})}}
-
-    def load(self, seed, unet_name=""):
-        return (_wan(int(seed))[0],)
-
-
-class TestWanVAE:
-    DESCRIPTION = "Tiny random Wan 2.1 VAE (dim 8; spatial /8, temporal /4, 16 latent channels): VAELoader's output."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("VAE",)
-    FUNCTION = "load"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": _seed_input(1)}, "optional": {"vae_name": ("STRING", {"default": ""})}}
-
-    def load(self, seed, vae_name=""):
-        return (_wan(int(seed))[1],)
-
-
-class TestCLIPVision:
-    DESCRIPTION = "Tiny random CLIP vision model (2 layers, width 32, 28 px): CLIPVisionLoader's output."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("CLIP_VISION",)
-    FUNCTION = "load"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": _seed_input(3)}, "optional": {"clip_name": ("STRING", {"default": ""})}}
-
-    def load(self, seed, clip_name=""):
-        return (_clip_vision(int(seed)),)
+    return type(name, (), {"DESCRIPTION": description, "CATEGORY": CATEGORY, "RETURN_TYPES": return_types,
+                           "FUNCTION": "load", "INPUT_TYPES": classmethod(input_types), "load": load})
 
 
 @functools.lru_cache(maxsize=4)
@@ -192,100 +148,67 @@ def _wan22_vae(seed: int):
     return tiny_module("tiny_wan22_5b").tiny_wan22_vae(seed)
 
 
-class TestWan22Model:
-    DESCRIPTION = ("Tiny random Wan 2.2 TI2V 5B model (WAN22, 48 latent channels, dim 32, 1 layer, text_dim 16): "
-                   "UNETLoader's output. Use ChunkwiseTestTextConditioning for its text conditioning (width 16).")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("MODEL",)
-    FUNCTION = "load"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": _seed_input(1)}, "optional": {"unet_name": ("STRING", {"default": ""})}}
-
-    def load(self, seed, unet_name=""):
-        return (_wan22_model(int(seed)),)
-
-
-class TestWan22VAE:
-    DESCRIPTION = ("Tiny random Wan 2.2 VAE (dim 8; spatial /16, temporal /4, 48 latent channels): VAELoader's "
-                   "output. VAELoader itself cannot load it: it builds every Wan 2.2 VAE at full width.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("VAE",)
-    FUNCTION = "load"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": _seed_input(2)}, "optional": {"vae_name": ("STRING", {"default": ""})}}
-
-    def load(self, seed, vae_name=""):
-        return (_wan22_vae(int(seed)),)
-
-
-class TestLTXVCheckpoint:
-    DESCRIPTION = ("Tiny random LTX-Video model (1 layer, text width 16) and LTXV VAE (base width 16): "
-                   "CheckpointLoaderSimple's MODEL and VAE; its CLIP output is None (the LTX-Video template encodes "
-                   "text with a separate CLIPLoader). Text: ChunkwiseTestTextConditioning, width 16, attention_mask.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
-    FUNCTION = "load"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": _seed_input(1)}, "optional": {"ckpt_name": ("STRING", {"default": ""})}}
-
-    def load(self, seed, ckpt_name=""):
-        model, vae, _, _ = _ltxv(int(seed))
-        return (model, None, vae)
-
-
-class TestKandinsky5Model:
-    DESCRIPTION = ("Tiny random Kandinsky 5 video model (model_dim 32, 1+1 blocks, text width 16, pooled width 8): "
-                   "UNETLoader's output (ComfyUI 0.28.2). Text: ChunkwiseTestTextConditioning, width 16, pooled 8.")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("MODEL",)
-    FUNCTION = "load"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": _seed_input(1)}, "optional": {"unet_name": ("STRING", {"default": ""})}}
-
-    def load(self, seed, unet_name=""):
-        return (_kandinsky5(int(seed))[0],)
-
-
-class TestKandinsky5VAE:
-    DESCRIPTION = "Tiny random HunyuanVideo VAE (ch 32; spatial /8, temporal /4, 16 channels): VAELoader's output."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("VAE",)
-    FUNCTION = "load"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": _seed_input(1)}, "optional": {"vae_name": ("STRING", {"default": ""})}}
-
-    def load(self, seed, vae_name=""):
-        return (_kandinsky5(int(seed))[1],)
-
-
 @functools.lru_cache(maxsize=4)
 def _cosmos_model(seed: int):
     return tiny_module("tiny_cosmos").tiny_cosmos_model(seed)
 
 
-class TestCosmosModel:
-    DESCRIPTION = ("Tiny random Cosmos Predict2 I2V model (MiniTrainDIT, 1 block, width 32, text width 16): "
-                   "UNETLoader's output. Its VAE is the Wan 2.1 one (ChunkwiseTestWanVAE).")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("MODEL",)
-    FUNCTION = "load"
+def _svd_outputs(seed: int) -> tuple:
+    model, vae, clip_vision = _svd(seed)
+    return (model, clip_vision, vae)
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": _seed_input(1)}, "optional": {"unet_name": ("STRING", {"default": ""})}}
 
-    def load(self, seed, unet_name=""):
-        return (_cosmos_model(int(seed)),)
+def _ltxv_outputs(seed: int) -> tuple:
+    model, vae, _, _ = _ltxv(seed)
+    return (model, None, vae)
+
+
+TestSVDCheckpoint = _stand_in(
+    "TestSVDCheckpoint",
+    "Tiny random SVD img2vid (UNet 64 channels), SD-style VAE and CLIP vision: ImageOnlyCheckpointLoader's outputs.",
+    ("MODEL", "CLIP_VISION", "VAE"), "ckpt_name", 5, _svd_outputs)
+TestWanModel = _stand_in(
+    "TestWanModel",
+    "Tiny random Wan I2V model (dim 32, 1 layer, in_dim 36, text_dim 16): UNETLoader's output. "
+    "Use ChunkwiseTestTextConditioning for its text conditioning (width 16).",
+    ("MODEL",), "unet_name", 1, lambda seed: (_wan(seed)[0],))
+TestWanVAE = _stand_in(
+    "TestWanVAE",
+    "Tiny random Wan 2.1 VAE (dim 8; spatial /8, temporal /4, 16 latent channels): VAELoader's output.",
+    ("VAE",), "vae_name", 1, lambda seed: (_wan(seed)[1],))
+TestCLIPVision = _stand_in(
+    "TestCLIPVision", "Tiny random CLIP vision model (2 layers, width 32, 28 px): CLIPVisionLoader's output.",
+    ("CLIP_VISION",), "clip_name", 3, lambda seed: (_clip_vision(seed),))
+TestWan22Model = _stand_in(
+    "TestWan22Model",
+    "Tiny random Wan 2.2 TI2V 5B model (WAN22, 48 latent channels, dim 32, 1 layer, text_dim 16): "
+    "UNETLoader's output. Use ChunkwiseTestTextConditioning for its text conditioning (width 16).",
+    ("MODEL",), "unet_name", 1, lambda seed: (_wan22_model(seed),))
+TestWan22VAE = _stand_in(
+    "TestWan22VAE",
+    "Tiny random Wan 2.2 VAE (dim 8; spatial /16, temporal /4, 48 latent channels): VAELoader's "
+    "output. VAELoader itself cannot load it: it builds every Wan 2.2 VAE at full width.",
+    ("VAE",), "vae_name", 2, lambda seed: (_wan22_vae(seed),))
+TestLTXVCheckpoint = _stand_in(
+    "TestLTXVCheckpoint",
+    "Tiny random LTX-Video model (1 layer, text width 16) and LTXV VAE (base width 16): "
+    "CheckpointLoaderSimple's MODEL and VAE; its CLIP output is None (the LTX-Video template encodes "
+    "text with a separate CLIPLoader). Text: ChunkwiseTestTextConditioning, width 16, attention_mask.",
+    ("MODEL", "CLIP", "VAE"), "ckpt_name", 1, _ltxv_outputs)
+TestKandinsky5Model = _stand_in(
+    "TestKandinsky5Model",
+    "Tiny random Kandinsky 5 video model (model_dim 32, 1+1 blocks, text width 16, pooled width 8): "
+    "UNETLoader's output (ComfyUI 0.28.2). Text: ChunkwiseTestTextConditioning, width 16, pooled 8.",
+    ("MODEL",), "unet_name", 1, lambda seed: (_kandinsky5(seed)[0],))
+TestKandinsky5VAE = _stand_in(
+    "TestKandinsky5VAE",
+    "Tiny random HunyuanVideo VAE (ch 32; spatial /8, temporal /4, 16 channels): VAELoader's output.",
+    ("VAE",), "vae_name", 1, lambda seed: (_kandinsky5(seed)[1],))
+TestCosmosModel = _stand_in(
+    "TestCosmosModel",
+    "Tiny random Cosmos Predict2 I2V model (MiniTrainDIT, 1 block, width 32, text width 16): "
+    "UNETLoader's output. Its VAE is the Wan 2.1 one (ChunkwiseTestWanVAE).",
+    ("MODEL",), "unet_name", 1, lambda seed: (_cosmos_model(seed),))
 
 
 class TestTextConditioning:
