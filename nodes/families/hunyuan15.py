@@ -10,7 +10,6 @@ from comfy_api.latest import io
 
 import nodes as comfy_nodes  # ComfyUI's own top-level module (MAX_RESOLUTION)
 
-from ...search.errors import ChunkwiseError
 from ..types import I2V
 from .node import CATEGORY, bind, dimension_input, frames_input, inputs_problem, sampler_inputs
 from .spec import Family, FamilySpec, SamplerDefaults, SizeRule
@@ -52,11 +51,7 @@ class HunyuanVideo15Family(Family):
     clip_vision: Any = None
 
     def __post_init__(self) -> None:
-        if not self.positive or not self.negative:
-            raise ChunkwiseError(
-                "HunyuanVideo 1.5 I2V needs positive and negative CONDITIONING, got an empty one; connect "
-                "CLIPTextEncode outputs"
-            )
+        self.require_text()
         super().__post_init__()
 
     def condition(self, vae, guide: torch.Tensor):

@@ -72,9 +72,7 @@ class Kandinsky5Family(Family):
         problem = stock_node_problem()
         if problem:
             raise ChunkwiseError(problem)
-        if not self.positive or not self.negative:
-            raise ChunkwiseError("Kandinsky 5 needs positive and negative CONDITIONING, got an empty one; "
-                                 "connect CLIPTextEncode outputs")
+        self.require_text()
         super().__post_init__()
 
     def condition(self, vae, guide: torch.Tensor):

@@ -54,10 +54,7 @@ class LTXVFamily(Family):
     frame_rate: float = 25.0
 
     def __post_init__(self) -> None:
-        if not self.positive or not self.negative:
-            raise ChunkwiseError(
-                "LTX-Video needs positive and negative CONDITIONING, got an empty one; connect CLIPTextEncode outputs"
-            )
+        self.require_text()
         super().__post_init__()
         problem = _minimum_problem(width=self.width, height=self.height, length=self.length)
         if problem:

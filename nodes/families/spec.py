@@ -118,6 +118,13 @@ class Family:
         if self.spec.sizes is not None:
             self.spec.sizes.check(self.spec.name, width=self.width, height=self.height, frames=self.frames)
 
+    def require_text(self, encoder: str = "") -> None:
+        """Refuse an empty ``positive`` or ``negative`` CONDITIONING, naming the family (and its text encoder)."""
+        if not self.positive or not self.negative:
+            hint = f" ({encoder})" if encoder else ""
+            raise ChunkwiseError(f"{self.spec.name} needs positive and negative CONDITIONING, got an empty one; "
+                                 f"connect CLIPTextEncode outputs{hint}")
+
     @property
     def name(self) -> str:
         return self.spec.name

@@ -50,10 +50,7 @@ class WanFamily(Family):
     clip_vision: Any = None
 
     def __post_init__(self) -> None:
-        if not self.positive or not self.negative:
-            raise ChunkwiseError(
-                "Wan I2V needs positive and negative CONDITIONING, got an empty one; connect CLIPTextEncode outputs"
-            )
+        self.require_text()
         super().__post_init__()
 
     def condition(self, vae, guide: torch.Tensor):

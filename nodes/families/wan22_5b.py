@@ -10,7 +10,6 @@ from comfy_api.latest import io
 
 import nodes as comfy_nodes  # ComfyUI's own top-level module (MAX_RESOLUTION)
 
-from ...search.errors import ChunkwiseError
 from ..types import I2V
 from .node import CATEGORY, bind, dimension_input, frames_input, inputs_problem, sampler_inputs
 from .spec import Family, FamilySpec, SamplerDefaults, SizeRule
@@ -47,11 +46,7 @@ class Wan22TI2VFamily(Family):
     length: int
 
     def __post_init__(self) -> None:
-        if not self.positive or not self.negative:
-            raise ChunkwiseError(
-                "Wan 2.2 5B TI2V needs positive and negative CONDITIONING, got an empty one; connect CLIPTextEncode "
-                "outputs (umt5_xxl)"
-            )
+        self.require_text("umt5_xxl")
         super().__post_init__()
 
     def condition(self, vae, guide: torch.Tensor):
