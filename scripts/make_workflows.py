@@ -429,15 +429,8 @@ def svd_long_video() -> Graph:
     return g
 
 
-def wan21_long_video() -> Graph:
-    g = Graph("chunkwise_wan21_i2v_long_video",
-              "A long Wan 2.1 I2V 480p video: ChunkLoop chains chunks with k-step noise search before each chunk.")
-    g.note(_models_note(
-        "chunkwise: long video with Wan 2.1 I2V 480p",
-        "The stock Wan 2.1 image-to-video models, bound by I2V Model (Wan) and chained by ChunkLoop: each chunk "
-        "starts from the last frame of the one before; before each chunk `candidates` noises are previewed for "
-        "`k` steps and scored with clip_vision_h, and only the best is fully denoised. " + OPTIONS_NOTE,
-        [WAN21_I2V, UMT5, WAN_VAE, CLIP_VISION_H]))
+def _wan21_i2v(g: Graph) -> tuple:
+    """The stock Wan 2.1 I2V 480p loaders, prompts and I2V Model (Wan) binding: ``(i2v, image, clip_vision)``."""
     unet = g.add("UNETLoader", models=[WAN21_I2V], widgets={"unet_name": WAN21_I2V["name"], "weight_dtype": "default"})
     clip = g.add("CLIPLoader", models=[UMT5], widgets={"clip_name": UMT5["name"], "type": "wan"})
     vae = g.add("VAELoader", models=[WAN_VAE], widgets={"vae_name": WAN_VAE["name"]})
@@ -451,6 +444,19 @@ def wan21_long_video() -> Graph:
                 clip_vision=clip_vision[0],
                 widgets={"width": 832, "height": 480, "length": 33, "steps": 20, "cfg": 6.0,
                          "sampler_name": "uni_pc", "scheduler": "simple"})
+    return i2v, image, clip_vision
+
+
+def wan21_long_video() -> Graph:
+    g = Graph("chunkwise_wan21_i2v_long_video",
+              "A long Wan 2.1 I2V 480p video: ChunkLoop chains chunks with k-step noise search before each chunk.")
+    g.note(_models_note(
+        "chunkwise: long video with Wan 2.1 I2V 480p",
+        "The stock Wan 2.1 image-to-video models, bound by I2V Model (Wan) and chained by ChunkLoop: each chunk "
+        "starts from the last frame of the one before; before each chunk `candidates` noises are previewed for "
+        "`k` steps and scored with clip_vision_h, and only the best is fully denoised. " + OPTIONS_NOTE,
+        [WAN21_I2V, UMT5, WAN_VAE, CLIP_VISION_H]))
+    i2v, image, clip_vision = _wan21_i2v(g)
     _loop_tail(g, i2v, image, clip_vision[0], 16.0, "video/chunkwise_wan21_long", chunks=5)
     return g
 
@@ -558,19 +564,7 @@ def wan21_ab() -> Graph:
         "Chunkwise Scorer (open_clip) to background_scorer, and Chunkwise Scorer (DINO) to subject_scorer) and "
         "compared (b = search minus a = naive). Keep both seeds equal when you change one.",
         [WAN21_I2V, UMT5, WAN_VAE, CLIP_VISION_H]))
-    unet = g.add("UNETLoader", models=[WAN21_I2V], widgets={"unet_name": WAN21_I2V["name"], "weight_dtype": "default"})
-    clip = g.add("CLIPLoader", models=[UMT5], widgets={"clip_name": UMT5["name"], "type": "wan"})
-    vae = g.add("VAELoader", models=[WAN_VAE], widgets={"vae_name": WAN_VAE["name"]})
-    clip_vision = g.add("CLIPVisionLoader", models=[CLIP_VISION_H], widgets={"clip_name": CLIP_VISION_H["name"]})
-    image = g.add("LoadImage", widgets={"image": START_IMAGE})
-    model = g.add("ModelSamplingSD3", model=unet[0], widgets={"shift": 8.0})
-    positive = g.add("CLIPTextEncode", title="Positive prompt", clip=clip[0],
-                     widgets={"text": "a calm lake at sunrise, mist over the water, the camera slowly pans right"})
-    negative = g.add("CLIPTextEncode", title="Negative prompt", clip=clip[0], widgets={"text": WAN_NEGATIVE})
-    i2v = g.add("ChunkwiseI2VWan", model=model[0], positive=positive[0], negative=negative[0], vae=vae[0],
-                clip_vision=clip_vision[0],
-                widgets={"width": 832, "height": 480, "length": 33, "steps": 20, "cfg": 6.0,
-                         "sampler_name": "uni_pc", "scheduler": "simple"})
+    i2v, image, clip_vision = _wan21_i2v(g)
     settings = {"chunks": 5, "k": 5, "seed": 0, "preview_mode": "short schedule", "drop_first_frame": True}
     _ab_tail(g, i2v, image, settings, 33, 16.0, "chunkwise_wan21_ab", clip_vision=clip_vision[0],
              background=clip_vision[0])
